@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/alecthomas/kong"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0 // success
+	exitRuntime = 1 // the command started and failed
+	exitUsage   = 2 // bad or missing configuration; nothing was started
+)
+
+// envPrefix prefixes every flag's environment variable: --nats-url is
+// SIMLOOKUP_NATS_URL.
+const envPrefix = "SIMLOOKUP"
+
+// Environment-only settings (never flags, so they cannot show in ps).
+const (
+	envSecret       = "SIMLOOKUP_SECRET"
+	envNATSPassword = "SIMLOOKUP_NATS_PASSWORD"
+	envNATSToken    = "SIMLOOKUP_NATS_TOKEN"
+)
+
+// cli is the command line model. Each command is a struct with a run method.
+type cli struct {
+	globals
+
+	Streams streamsCmd `cmd:"" help:"Create or update the streams, the worker consumer and the jobs bucket (idempotent)."`
+	Sign    signCmd    `cmd:"" help:"Print the vendor signature of key=value pairs."`
+	Version versionCmd `cmd:"" help:"Print version, commit and Go version."`
+}
+
+// globals are flags every command accepts.
+type globals struct {
+	LogLevel  string `enum:"debug,info,warn,error" default:"info" placeholder:"LEVEL" help:"Log level: debug, info, warn or error."`
+	LogFormat string `enum:"auto,text,json" default:"auto" placeholder:"FORMAT" help:"Log format: auto (colour text on a terminal, JSON otherwise), text or json."`
+}
+
+const rootHelp = `simlookup keeps a fleet operator's knowledge of its EIOTCLUB SIM cards fresh.
+
+Operators publish ICCIDs to NATS JetStream; workers look each one up on the
+vendor's signed getCardsInfo API inside one fleet-wide rate limit; every lookup
+ends as exactly one result event and one row in Parquet files.
+
+Every flag can also be set from the environment: --nats-url is
+SIMLOOKUP_NATS_URL, --rate is SIMLOOKUP_RATE, and so on. Flags win. Secrets
+come only from the environment (SIMLOOKUP_SECRET, SIMLOOKUP_NATS_PASSWORD,
+SIMLOOKUP_NATS_TOKEN) or from files (--secret-file, --nats-creds, --nats-nkey).
+
+Examples:
+
+    simlookup demo                                  # everything on one machine
+    simlookup streams --nats-url nats://127.0.0.1:4222
+    SIMLOOKUP_SECRET=... simlookup worker --appkey 000001 --http-addr :9090
+    simlookup sink --out ./parquet
+    simlookup publish 89852240400014306175
+    simlookup results --follow --format table
+
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.`
+
+// app is what a command's run method gets: the process handles, injected so
+// that tests run commands without a process.
+type app struct {
+	ctx    context.Context
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	g      *globals
+	log    *slog.Logger
+	// command is the selected command's path, e.g. "worker".
+	command string
+}
+
+// command is implemented by every subcommand.
+type command interface {
+	run(a *app) error
+}
+
+// usageError is bad or missing configuration, found before anything
+// started; it exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// flagRef names a flag and its environment variable: "--appkey (SIMLOOKUP_APPKEY)".
+func flagRef(name string) string {
+	return "--" + name + " (" + envName(name) + ")"
+}
+
+// envName is the environment variable of a flag.
+func envName(flag string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(flag))
+}
+
+// exitPanic carries kong's exit requests (after --help) out of Parse.
+type exitPanic struct{ code int }
+
+// newParser builds the kong parser. Environment variables are read through
+// getenv (not os.Getenv) so tests can inject them; the help text still shows
+// each flag's variable.
+func newParser(model *cli, getenv func(string) string, stdout, stderr io.Writer) (*kong.Kong, error) {
+	envs := map[*kong.Value]string{}
+	resolver := kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+		name, ok := envs[flag.Value]
+		if !ok {
+			return nil, nil
+		}
+		if v := getenv(name); v != "" {
+			return v, nil
+		}
+		return nil, nil
+	})
+	return kong.New(model,
+		kong.Name("simlookup"),
+		kong.Description(rootHelp),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitPanic{code}) }),
+		kong.DefaultEnvars(envPrefix),
+		kong.PostBuild(func(k *kong.Kong) error {
+			// Take the variables kong named away from kong (which would read
+			// os.Getenv) and resolve them through getenv instead.
+			var walk func(n *kong.Node)
+			walk = func(n *kong.Node) {
+				for _, f := range n.Flags {
+					if len(f.Envs) > 0 {
+						envs[f.Value] = f.Envs[0]
+						f.Envs = nil
+						f.Value.Tag.Envs = nil
+					}
+				}
+				for _, c := range n.Children {
+					walk(c)
+				}
+			}
+			walk(k.Model.Node)
+			return nil
+		}),
+		kong.Resolvers(resolver),
+		kong.ValueFormatter(func(v *kong.Value) string {
+			help := v.Help
+			name, ok := envs[v]
+			if !ok {
+				return help
+			}
+			suffix := "($" + name + ")"
+			if strings.HasSuffix(help, ".") {
+				return help[:len(help)-1] + " " + suffix + "."
+			}
+			return strings.TrimSpace(help + " " + suffix)
+		}),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
+	)
+}
+
+// run parses args and runs the selected command; it returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	var model cli
+	parser, err := newParser(&model, getenv, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "simlookup: internal error: %v\n", err)
+		return exitRuntime
+	}
+	var noArgs bool
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(exitPanic); ok {
+				code = e.code
+				if code == 1 || noArgs { // kong uses 1 for parse failures it reports itself
+					code = exitUsage
+				}
+				return
+			}
+			panic(r)
+		}
+	}()
+	noArgs = len(args) == 0
+	if noArgs {
+		args = []string{"--help"} // help, then "no command" is a usage error
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "simlookup: error: %v\n", err)
+		var pe *kong.ParseError
+		if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
+			fmt.Fprintf(stderr, "Run \"simlookup %s --help\" for usage.\n", pe.Context.Selected().Path())
+		} else {
+			fmt.Fprintln(stderr, `Run "simlookup --help" for usage.`)
+		}
+		return exitUsage
+	}
+	sel := kctx.Selected()
+	if sel == nil {
+		_ = kctx.PrintUsage(false)
+		return exitUsage
+	}
+	cmd, ok := sel.Target.Addr().Interface().(command)
+	if !ok {
+		fmt.Fprintf(stderr, "simlookup: internal error: %s has no run method\n", sel.Path())
+		return exitRuntime
+	}
+	a := &app{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr, g: &model.globals, command: sel.Path()}
+	a.log = newLogger(model.LogFormat, model.LogLevel, stderr).With("cmd", a.command)
+	if err := cmd.run(a); err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "simlookup %s: %v\n", a.command, err)
+			fmt.Fprintf(stderr, "Run \"simlookup %s --help\" for usage.\n", a.command)
+			return exitUsage
+		}
+		var ee *exitCodeError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintf(stderr, "simlookup %s: %s\n", a.command, ee.msg)
+			}
+			return ee.code
+		}
+		fmt.Fprintf(stderr, "simlookup %s: %v\n", a.command, err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+// exitCodeError ends a command with a given code and an optional message
+// (already reported otherwise when empty).
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (e *exitCodeError) Error() string { return e.msg }

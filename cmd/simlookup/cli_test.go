@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// cmdRun is one in-process invocation of the CLI.
+type cmdRun struct {
+	env   map[string]string
+	stdin io.Reader
+	ctx   context.Context
+}
+
+func (c cmdRun) run(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx := c.ctx
+	if ctx == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(t.Context(), 50*time.Second)
+		defer cancel()
+	}
+	stdin := c.stdin
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	var stdout, stderr syncBuffer
+	getenv := func(k string) string { return c.env[k] }
+	code := run(ctx, args, getenv, stdin, &stdout, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// runCLI runs the CLI with no environment and empty stdin.
+func runCLI(t *testing.T, args ...string) result {
+	t.Helper()
+	return cmdRun{}.run(t, args...)
+}
+
+func wantCode(t *testing.T, r result, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+}
+
+func TestNoArgsPrintsHelpAndExits2(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t)
+	wantCode(t, r, exitUsage)
+	if !strings.Contains(r.stdout, "Commands:") {
+		t.Fatalf("no help on stdout:\n%s", r.stdout)
+	}
+}
+
+func TestHelpExits0(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, "--help")
+	wantCode(t, r, exitOK)
+	for _, s := range []string{"version", "SIMLOOKUP_LOG_LEVEL", "Exit codes"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("help lacks %q", s)
+		}
+	}
+}
+
+func TestUnknownCommandAndFlagExit2(t *testing.T) {
+	t.Parallel()
+	wantCode(t, runCLI(t, "nope"), exitUsage)
+	r := runCLI(t, "version", "--nope")
+	wantCode(t, r, exitUsage)
+	if !strings.Contains(r.stderr, "--nope") {
+		t.Fatalf("stderr does not name the flag: %s", r.stderr)
+	}
+}
+
+func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
+	t.Parallel()
+	bad := cmdRun{env: map[string]string{"SIMLOOKUP_LOG_LEVEL": "loud"}}
+	wantCode(t, bad.run(t, "version"), exitUsage)
+	// the flag wins over the bad environment value
+	wantCode(t, bad.run(t, "version", "--log-level", "debug"), exitOK)
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, "version")
+	wantCode(t, r, exitOK)
+	if !strings.HasPrefix(r.stdout, "simlookup ") || !strings.Contains(r.stdout, "go1.") {
+		t.Fatalf("version output %q", r.stdout)
+	}
+	r = runCLI(t, "version", "--json")
+	wantCode(t, r, exitOK)
+	if !strings.Contains(r.stdout, `"go":"go1.`) {
+		t.Fatalf("version --json output %q", r.stdout)
+	}
+}
+
+func TestFlagRef(t *testing.T) {
+	t.Parallel()
+	if got := flagRef("nats-url"); got != "--nats-url (SIMLOOKUP_NATS_URL)" {
+		t.Fatalf("flagRef = %q", got)
+	}
+}
