@@ -4,7 +4,7 @@
 //
 // The worker produces results and the sink consumes them; neither imports the
 // other, both import this package. The JSON Schemas beside this file
-// (request.schema.json, result.schema.json, deadletter.schema.json) describe
+// (request, result, deadletter and job .schema.json) describe
 // the same messages for users in other languages, and the tests check that the
 // Go types and the schemas agree.
 //

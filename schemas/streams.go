@@ -28,8 +28,9 @@ const (
 // ResultSubject is the subject of a result: simlookup.result.<status>.<iccid>,
 // or simlookup.result.invalid for StatusInvalid (raw input never goes into a
 // subject). iccid must already be validated (digits, optionally a trailing F).
+// Any status other than ok or failed gives the invalid subject.
 func ResultSubject(status Status, iccid string) string {
-	if status == StatusInvalid || iccid == "" {
+	if (status != StatusOK && status != StatusFailed) || iccid == "" {
 		return ResultInvalidSubject
 	}
 	return ResultSubjectPrefix + string(status) + "." + iccid
@@ -50,7 +51,8 @@ func Lane(subject string) string {
 }
 
 // StreamOptions are the deployment's choices for the streams; the zero value
-// gives the defaults documented on each field.
+// gives the defaults documented on each field. Zero or negative values mean
+// the default: every stream is always bounded.
 type StreamOptions struct {
 	// Replicas of every stream; default 1 (use 3 in a production cluster).
 	Replicas int
@@ -85,16 +87,16 @@ func (o StreamOptions) withDefaults() StreamOptions {
 	if o.Replicas <= 0 {
 		o.Replicas = 1
 	}
-	if o.RequestsMaxBytes == 0 {
+	if o.RequestsMaxBytes <= 0 {
 		o.RequestsMaxBytes = DefaultRequestsMaxBytes
 	}
-	if o.ResultsMaxBytes == 0 {
+	if o.ResultsMaxBytes <= 0 {
 		o.ResultsMaxBytes = DefaultResultsMaxBytes
 	}
-	if o.ResultsMaxAge == 0 {
+	if o.ResultsMaxAge <= 0 {
 		o.ResultsMaxAge = DefaultResultsMaxAge
 	}
-	if o.DLQMaxAge == 0 {
+	if o.DLQMaxAge <= 0 {
 		o.DLQMaxAge = DefaultDLQMaxAge
 	}
 	return o
