@@ -33,6 +33,8 @@ const (
 type cli struct {
 	globals
 
+	Publish publishCmd `cmd:"" help:"Publish ICCIDs from arguments, a file, a CSV column or stdin."`
+	Results resultsCmd `cmd:"" help:"Print result events (JSON lines or a table); follow, filter, wait for a job."`
 	Streams streamsCmd `cmd:"" help:"Create or update the streams, the worker consumer and the jobs bucket (idempotent)."`
 	Sign    signCmd    `cmd:"" help:"Print the vendor signature of key=value pairs."`
 	Version versionCmd `cmd:"" help:"Print version, commit and Go version."`
