@@ -113,7 +113,7 @@ type exitPanic struct{ code int }
 // newParser builds the kong parser. Environment variables are read through
 // getenv (not os.Getenv) so tests can inject them; the help text still shows
 // each flag's variable.
-func newParser(model *cli, getenv func(string) string, stdout, stderr io.Writer) (*kong.Kong, error) {
+func newParser(model *cli, getenv func(string) string, stdout, stderr io.Writer) (*kong.Kong, map[*kong.Value]string, error) {
 	envs := map[*kong.Value]string{}
 	resolver := kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
 		name, ok := envs[flag.Value]
@@ -125,7 +125,7 @@ func newParser(model *cli, getenv func(string) string, stdout, stderr io.Writer)
 		}
 		return nil, nil
 	})
-	return kong.New(model,
+	k, err := kong.New(model,
 		kong.Name("simlookup"),
 		kong.Description(rootHelp),
 		kong.Writers(stdout, stderr),
@@ -165,6 +165,7 @@ func newParser(model *cli, getenv func(string) string, stdout, stderr io.Writer)
 		}),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
 	)
+	return k, envs, err
 }
 
 // run parses args and runs the selected command; it returns the exit code.
@@ -173,7 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		getenv = func(string) string { return "" }
 	}
 	var model cli
-	parser, err := newParser(&model, getenv, stdout, stderr)
+	parser, _, err := newParser(&model, getenv, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "simlookup: internal error: %v\n", err)
 		return exitRuntime
