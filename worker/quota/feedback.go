@@ -88,8 +88,8 @@ type aimd struct {
 	mult         float64
 }
 
-func newAIMD(cfg Feedback, now time.Time) *aimd {
-	return &aimd{cfg: cfg, throttles: make([]time.Time, cfg.Threshold), lastChange: now, mult: 1}
+func newAIMD(cfg Feedback, _ time.Time) *aimd {
+	return &aimd{cfg: cfg, throttles: make([]time.Time, cfg.Threshold), mult: 1}
 }
 
 type verdict int

@@ -1,0 +1,54 @@
+package quota
+
+import (
+	"testing"
+	"time"
+)
+
+func TestAIMD(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for _, tc := range []struct {
+		name    string
+		steps   func(a *aimd) []verdict
+		wantEnd []verdict
+	}{
+		{"spread-out throttles do not lower", func(a *aimd) []verdict {
+			return []verdict{a.throttled(at(2000)), a.throttled(at(4500)), a.throttled(at(7000))}
+		}, []verdict{hold, hold, hold}},
+		{"three within the window lower", func(a *aimd) []verdict {
+			return []verdict{a.throttled(at(2000)), a.throttled(at(2500)), a.throttled(at(3000))}
+		}, []verdict{hold, hold, lower}},
+		{"not within Interval of a change", func(a *aimd) []verdict {
+			a.changed(at(1500), 0.85, true)
+			return []verdict{a.throttled(at(2000)), a.throttled(at(2100)), a.throttled(at(2200)), a.throttled(at(2600))}
+		}, []verdict{hold, hold, hold, lower}},
+		{"success raises only after a quiet Interval", func(a *aimd) []verdict {
+			a.changed(at(0), 0.5, true)
+			v1 := a.succeeded(at(500))
+			a.throttled(at(1200))
+			v2 := a.succeeded(at(1500))
+			v3 := a.succeeded(at(2300))
+			return []verdict{v1, v2, v3}
+		}, []verdict{hold, hold, raise}},
+		{"at 1 nothing rises", func(a *aimd) []verdict {
+			return []verdict{a.succeeded(at(5000))}
+		}, []verdict{hold}},
+	} {
+		a := newAIMD(Feedback{}.withDefaults(), t0)
+		got := tc.steps(a)
+		for i := range got {
+			if got[i] != tc.wantEnd[i] {
+				t.Errorf("%s: step %d = %v, want %v", tc.name, i, got[i], tc.wantEnd[i])
+			}
+		}
+	}
+	a := newAIMD(Feedback{}.withDefaults(), t0)
+	if m := a.target(lower, 0.11); m != 0.1 {
+		t.Errorf("floor: %v", m)
+	}
+	if m := a.target(raise, 0.98); m != 1 {
+		t.Errorf("cap: %v", m)
+	}
+}
