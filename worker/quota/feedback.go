@@ -15,7 +15,9 @@ import (
 // The zero value means the defaults below.
 type Feedback struct {
 	// Threshold is how many throttles within Window make a "sustained run"
-	// that lowers the rate. An occasional 429 does not. Defaults to 3.
+	// that lowers the rate. An occasional 429 does not. A fleet member
+	// judges it fleet-wide: it sees about 1/N of the fleet's throttles, so
+	// its window is Window × N. Defaults to 3.
 	Threshold int
 	// Window is the span in which Threshold throttles must fall. Defaults to 2s.
 	Window time.Duration
@@ -86,10 +88,13 @@ type aimd struct {
 	lastThrottle time.Time
 	lastChange   time.Time
 	mult         float64
+	// members scales Window: a fleet member sees about 1/members of the
+	// fleet's throttles, so "Threshold within Window" is judged fleet-wide.
+	members int
 }
 
 func newAIMD(cfg Feedback, _ time.Time) *aimd {
-	return &aimd{cfg: cfg, throttles: make([]time.Time, cfg.Threshold), mult: 1}
+	return &aimd{cfg: cfg, throttles: make([]time.Time, cfg.Threshold), mult: 1, members: 1}
 }
 
 type verdict int
@@ -144,7 +149,7 @@ func (a *aimd) wantsLocked(v verdict, now time.Time) bool {
 	switch v {
 	case lower:
 		oldest := a.throttles[a.next] // the Threshold-th most recent
-		return a.mult > a.cfg.Floor && !oldest.IsZero() && now.Sub(oldest) <= a.cfg.Window
+		return a.mult > a.cfg.Floor && !oldest.IsZero() && now.Sub(oldest) <= a.cfg.Window*time.Duration(a.members)
 	case raise:
 		return a.mult < 1 && now.Sub(a.lastThrottle) >= a.cfg.Interval
 	}
@@ -176,6 +181,13 @@ func (a *aimd) changed(now time.Time, m float64, lowered bool) {
 	if lowered {
 		clear(a.throttles)
 	}
+}
+
+// setMembers sets how many members share the fleet's throttles.
+func (a *aimd) setMembers(n int) {
+	a.mu.Lock()
+	a.members = max(n, 1)
+	a.mu.Unlock()
 }
 
 func (a *aimd) multiplier() float64 {

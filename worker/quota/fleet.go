@@ -368,7 +368,12 @@ func (f *Fleet) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 			next := f.cfg.Renew
-			if err := f.tick(ctx); err != nil {
+			err := f.tick(ctx)
+			if f.mode == modeJoining {
+				// Look again soon: admission needs only the others' acks.
+				next = min(f.cfg.Renew, 200*time.Millisecond)
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					continue
 				}
@@ -454,6 +459,7 @@ func (f *Fleet) tick(ctx context.Context) error {
 		f.log.InfoContext(ctx, "fleet membership", "members", v, "was", f.view)
 	}
 	f.view = v
+	f.aimd.setMembers(v)
 	f.members.Store(int64(v))
 	f.m.members.Set(float64(v))
 	f.applyRate(now)
