@@ -76,7 +76,9 @@ type Parsed struct {
 // ParseRequest decodes a request body: a bare ICCID or the JSON object of
 // schemas.Request. maxBytes bounds the body (0 means DefaultMaxRequestBytes).
 // It never panics and does work linear in len(body); a refusal is an
-// *InvalidError.
+// *InvalidError. When a JSON object was decoded but its iccid is unusable,
+// the returned Parsed still carries its request_id, job_id and meta (and an
+// empty ICCID), so the invalid result keeps the request's identity.
 func ParseRequest(body []byte, maxBytes int) (Parsed, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxRequestBytes
@@ -140,20 +142,22 @@ func parseJSON(body []byte) (Parsed, error) {
 			return Parsed{}, invalid(ReasonBadMeta, "meta: %s", jsonErrText(err))
 		}
 	}
+	// From here on a refusal keeps the ids and meta, for the invalid result.
 	if len(jr.ICCID) == 0 || isNull(jr.ICCID) {
-		return Parsed{}, invalid(ReasonMissingICCID, "JSON request has no iccid")
+		return p, invalid(ReasonMissingICCID, "JSON request has no iccid")
 	}
 	if jr.ICCID[0] != '"' {
-		return Parsed{}, invalid(ReasonICCIDNotString, "iccid must be a JSON string, got %s", jsonKind(jr.ICCID))
+		return p, invalid(ReasonICCIDNotString, "iccid must be a JSON string, got %s", jsonKind(jr.ICCID))
 	}
 	var s string
 	if err := json.Unmarshal(jr.ICCID, &s); err != nil {
-		return Parsed{}, invalid(ReasonBadJSON, "iccid: %s", jsonErrText(err))
+		return p, invalid(ReasonBadJSON, "iccid: %s", jsonErrText(err))
 	}
-	p.ICCID, p.LuhnValid, err = NormalizeICCID(s)
+	iccid, luhn, err := NormalizeICCID(s)
 	if err != nil {
-		return Parsed{}, err
+		return p, err
 	}
+	p.ICCID, p.LuhnValid = iccid, luhn
 	return p, nil
 }
 
