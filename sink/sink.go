@@ -248,7 +248,7 @@ func (s *Sink) Run(ctx context.Context) (err error) {
 			s.setReady(fmt.Errorf("sink: stopped: %w", err))
 		}
 	}()
-	if err := s.cfg.FS.MkdirAll(filepath.Join(s.cfg.OutDir, TempDir)); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.cfg.OutDir, TempDir), 0o755); err != nil {
 		return fmt.Errorf("sink: create output folder: %w", err)
 	}
 	lock, err := lockFolder(ctx, s.cfg.OutDir, s.cfg.LockWait)
@@ -610,7 +610,9 @@ func (s *Sink) recover(ctx context.Context, stream jetstream.Stream, info *jetst
 		}
 		// The file may have been renamed without its folder being synced.
 		if err := s.cfg.FS.SyncDir(filepath.Dir(path)); err != nil {
-			return 0, &CommitError{Step: "dirsync", Path: path, Err: err}
+			err = &CommitError{Step: "dirsync", Path: filepath.Dir(path), Err: err}
+			s.writeFailed(err)
+			return 0, err
 		}
 		rel, _ := filepath.Rel(s.cfg.OutDir, path)
 		s.log.InfoContext(ctx, "found a file committed after the checkpoint", "file", rel, "last_seq", last)
@@ -783,15 +785,14 @@ func (s *Sink) ensureDir(dir string) error {
 	if s.known[dir] {
 		return nil
 	}
-	_, statErr := os.Stat(dir)
 	if err := s.cfg.FS.MkdirAll(dir); err != nil {
 		return &CommitError{Step: "mkdir", Path: dir, Err: err}
 	}
-	if errors.Is(statErr, os.ErrNotExist) {
-		for _, d := range []string{filepath.Dir(filepath.Dir(dir)), filepath.Dir(dir)} {
-			if err := s.cfg.FS.SyncDir(d); err != nil {
-				return &CommitError{Step: "dirsync", Path: d, Err: err}
-			}
+	// Make the dt= and hour= entries durable (once per folder and process:
+	// a previous attempt may have created them without syncing).
+	for _, d := range []string{filepath.Dir(filepath.Dir(dir)), filepath.Dir(dir)} {
+		if err := s.cfg.FS.SyncDir(d); err != nil {
+			return &CommitError{Step: "dirsync", Path: d, Err: err}
 		}
 	}
 	s.known[dir] = true
