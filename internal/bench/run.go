@@ -39,6 +39,8 @@ type env struct {
 	js   jetstream.JetStream
 	fake *fakeServer
 	log  func(msg string, args ...any)
+
+	vendorClose func()
 }
 
 func run(ctx context.Context, cfg Config) (*Report, error) {
@@ -123,12 +125,13 @@ func newEnv(ctx context.Context, cfg Config, dir string) (*env, error) {
 		e.close()
 		return nil, fmt.Errorf("bench: provision: %w", err)
 	}
-	h, err := newFakeHandler()
+	vendor, err := newFake()
 	if err != nil {
 		e.close()
 		return nil, err
 	}
-	if e.fake, err = startFake(h); err != nil {
+	e.vendorClose = vendor.Close
+	if e.fake, err = startFake(vendor); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -138,6 +141,9 @@ func newEnv(ctx context.Context, cfg Config, dir string) (*env, error) {
 func (e *env) close() {
 	if e.fake != nil {
 		e.fake.close()
+	}
+	if e.vendorClose != nil {
+		e.vendorClose()
 	}
 	if e.nc != nil {
 		e.nc.Close()
@@ -187,7 +193,8 @@ func (e *env) ceilings(ctx context.Context, r *Report) error {
 // against the same fake; it returns calls per second (every answer counts:
 // a nonce collision is a call too).
 func (e *env) rawHTTP(ctx context.Context, n int) (float64, error) {
-	client, err := eiot.New(eiot.Config{BaseURL: e.fake.url, AppKey: benchAppKey, Secret: sign.NewSecret(benchSecret)})
+	client, err := eiot.New(eiot.Config{BaseURL: e.fake.url, AppKey: benchAppKey, Secret: sign.NewSecret(benchSecret),
+		HTTPClient: eiot.NewHTTPClient()})
 	if err != nil {
 		return 0, fmt.Errorf("bench: vendor client: %w", err)
 	}
