@@ -93,6 +93,7 @@ func TestAgainstFakeErrorClasses(t *testing.T) {
 		{name: "replay code", faults: eiottest.Faults{RateVendorCode: 1, VendorCode: eiottest.CodeReplay}, class: eiot.ClassReplay, kind: eiot.KindVendorCode, code: eiottest.CodeReplay, response: true, fault: eiottest.FaultVendorCode},
 		{name: "5xx", faults: eiottest.Faults{Rate5xx: 1}, class: eiot.ClassRetryable, kind: eiot.KindHTTPStatus},
 		{name: "429", faults: eiottest.Faults{Rate429: 1, RetryAfter: 3 * time.Second}, class: eiot.ClassRetryable, kind: eiot.KindHTTPStatus, code: "429", fault: eiottest.Fault429},
+		{name: "429 date", faults: eiottest.Faults{Rate429: 1, RetryAfter: 3 * time.Second, RetryAfterDate: true}, class: eiot.ClassRetryable, kind: eiot.KindHTTPStatus, code: "429", fault: eiottest.Fault429},
 		{name: "malformed", faults: eiottest.Faults{RateMalformed: 1}, class: eiot.ClassRetryable, kind: eiot.KindMalformed, fault: eiottest.FaultMalformed},
 		{name: "reset", faults: eiottest.Faults{RateReset: 1}, class: eiot.ClassRetryable, kind: eiot.KindTransport, fault: eiottest.FaultReset},
 		{name: "hang", faults: eiottest.Faults{RateHang: 1, Hang: time.Minute}, mod: func(c *eiot.Config) { c.Timeout = 200 * time.Millisecond }, class: eiot.ClassRetryable, kind: eiot.KindTimeout, fault: eiottest.FaultHang},
@@ -127,6 +128,9 @@ func TestAgainstFakeErrorClasses(t *testing.T) {
 			}
 			if tc.name == "429" && e.RetryAfter != 3*time.Second {
 				t.Fatalf("RetryAfter = %v", e.RetryAfter)
+			}
+			if tc.name == "429 date" && (e.RetryAfter < time.Second || e.RetryAfter > 3*time.Second) {
+				t.Fatalf("RetryAfter (date) = %v", e.RetryAfter)
 			}
 			if tc.name == "5xx" && e.HTTPStatus != 500 && e.HTTPStatus != 502 && e.HTTPStatus != 503 {
 				t.Fatalf("status %d", e.HTTPStatus)

@@ -45,7 +45,8 @@
 // [Faults] adds latency (fixed plus jitter) to every API request, and with
 // the given probabilities: a connection reset, a hang (Faults.Hang, ended
 // early if the client goes away), HTTP 500/502/503, HTTP 429 with
-// Retry-After, a vendor failure code, a truncated JSON body, or code "200"
+// Retry-After (seconds, or an HTTP date with Faults.RetryAfterDate), a
+// vendor failure code, a truncated JSON body, or code "200"
 // with data null. One uniform draw per request picks at most one fault, in
 // that order; draws come from a PRNG seeded with Faults.Seed, so a
 // sequential run is reproducible.

@@ -32,6 +32,8 @@ type Faults struct {
 	// rounded up; default 1s).
 	Rate429    float64
 	RetryAfter time.Duration
+	// RetryAfterDate sends Retry-After as an HTTP date instead of seconds.
+	RetryAfterDate bool
 	// RateVendorCode answers HTTP 200 with VendorCode (default CodeBusy).
 	RateVendorCode float64
 	VendorCode     string
@@ -119,6 +121,7 @@ type faultsJSON struct {
 	Rate5xx        float64  `json:"rate_5xx"`
 	Rate429        float64  `json:"rate_429"`
 	RetryAfter     duration `json:"retry_after"`
+	RetryAfterDate bool     `json:"retry_after_date,omitempty"`
 	RateVendorCode float64  `json:"rate_vendor_code"`
 	VendorCode     string   `json:"vendor_code"`
 	RateMalformed  float64  `json:"rate_malformed"`
@@ -130,12 +133,12 @@ type faultsJSON struct {
 }
 
 func (f Faults) wire() faultsJSON {
-	return faultsJSON{duration(f.Latency), duration(f.Jitter), f.Rate5xx, f.Rate429, duration(f.RetryAfter), f.RateVendorCode,
+	return faultsJSON{duration(f.Latency), duration(f.Jitter), f.Rate5xx, f.Rate429, duration(f.RetryAfter), f.RetryAfterDate, f.RateVendorCode,
 		f.VendorCode, f.RateMalformed, f.RateReset, f.RateHang, duration(f.Hang), f.RateNoData, f.Seed}
 }
 
 func (w faultsJSON) faults() Faults {
-	return Faults{time.Duration(w.Latency), time.Duration(w.Jitter), w.Rate5xx, w.Rate429, time.Duration(w.RetryAfter), w.RateVendorCode,
+	return Faults{time.Duration(w.Latency), time.Duration(w.Jitter), w.Rate5xx, w.Rate429, time.Duration(w.RetryAfter), w.RetryAfterDate, w.RateVendorCode,
 		w.VendorCode, w.RateMalformed, w.RateReset, w.RateHang, time.Duration(w.Hang), w.RateNoData, w.Seed}
 }
 

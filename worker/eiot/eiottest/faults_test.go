@@ -28,7 +28,7 @@ func TestFaultsValidate(t *testing.T) {
 
 func TestFaultsJSONRoundTrip(t *testing.T) {
 	t.Parallel()
-	f := eiottest.Faults{Latency: 5 * time.Millisecond, Jitter: time.Millisecond, Rate5xx: 0.1, Rate429: 0.05, RetryAfter: 2 * time.Second,
+	f := eiottest.Faults{Latency: 5 * time.Millisecond, Jitter: time.Millisecond, Rate5xx: 0.1, Rate429: 0.05, RetryAfter: 2 * time.Second, RetryAfterDate: true,
 		RateVendorCode: 0.01, VendorCode: "10007", RateMalformed: 0.01, RateReset: 0.01, RateHang: 0.01, Hang: 20 * time.Second, RateNoData: 0.02, Seed: 42}
 	b, err := json.Marshal(f)
 	if err != nil {

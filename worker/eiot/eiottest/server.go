@@ -338,7 +338,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	case Fault429:
-		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(f.RetryAfter.Seconds())), 10))
+		if f.RetryAfterDate {
+			w.Header().Set("Retry-After", s.clock().Add(f.RetryAfter).UTC().Format(http.TimeFormat))
+		} else {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(f.RetryAfter.Seconds())), 10))
+		}
 		writeJSON(w, http.StatusTooManyRequests, []byte(`{"code":"429","message":"too many requests","data":null}`))
 		return
 	case FaultVendorCode:
