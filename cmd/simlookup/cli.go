@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -33,8 +34,12 @@ const (
 type cli struct {
 	globals
 
+	Worker  workerCmd  `cmd:"" help:"Consume lookup requests, call the vendor API under the rate limit, publish results."`
+	Sink    sinkCmd    `cmd:"" help:"Consume results and write Parquet files."`
+	Run     runCmd     `cmd:"" name:"run" help:"Worker and sink in one process."`
 	Publish publishCmd `cmd:"" help:"Publish ICCIDs from arguments, a file, a CSV column or stdin."`
 	Results resultsCmd `cmd:"" help:"Print result events (JSON lines or a table); follow, filter, wait for a job."`
+	FakeAPI fakeAPICmd `cmd:"" name:"fake-api" help:"Serve the vendor API simulator (signature checks, faults, quota)."`
 	Streams streamsCmd `cmd:"" help:"Create or update the streams, the worker consumer and the jobs bucket (idempotent)."`
 	Sign    signCmd    `cmd:"" help:"Print the vendor signature of key=value pairs."`
 	Version versionCmd `cmd:"" help:"Print version, commit and Go version."`
@@ -120,10 +125,17 @@ func newParser(model *cli, getenv func(string) string, stdout, stderr io.Writer)
 		if !ok {
 			return nil, nil
 		}
-		if v := getenv(name); v != "" {
-			return v, nil
+		v := getenv(name)
+		if v == "" {
+			return nil, nil
 		}
-		return nil, nil
+		// Parse into a scratch value first so that a bad value is reported
+		// with the variable it came from.
+		scratch := reflect.New(flag.Target.Type()).Elem()
+		if err := flag.Value.Parse(kong.ScanFromTokens(kong.Token{Type: kong.FlagValueToken, Value: v}), scratch); err != nil {
+			return nil, fmt.Errorf("from %s=%q: %w", name, v, err)
+		}
+		return v, nil
 	})
 	k, err := kong.New(model,
 		kong.Name("simlookup"),

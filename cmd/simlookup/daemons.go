@@ -1,0 +1,598 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/simlookup/simlookup/sink"
+	"github.com/simlookup/simlookup/worker"
+	"github.com/simlookup/simlookup/worker/eiot"
+	"github.com/simlookup/simlookup/worker/quota"
+)
+
+// apiFlags configure the vendor API client.
+type apiFlags struct {
+	APIURL         string `name:"api-url" default:"https://oapi.eiotclub.com" placeholder:"URL" group:"Vendor API" help:"Vendor API base URL (the path /api/v3/card/getCardsInfo is appended)."`
+	AppKey         string `name:"appkey" placeholder:"KEY" group:"Vendor API" help:"Vendor appkey (never logged in full)."`
+	secretFlags    `embed:""`
+	APITimeout     time.Duration `name:"api-timeout" default:"10s" placeholder:"DURATION" group:"Vendor API" help:"Timeout of one vendor call."`
+	VendorZone     string        `name:"vendor-zone" default:"Asia/Shanghai" placeholder:"ZONE" group:"Vendor API" help:"Time zone of the vendor's dates."`
+	RetryableCodes []string      `name:"retryable-codes" default:"10007" placeholder:"CODE,..." group:"Vendor API" help:"Vendor codes retried with backoff."`
+	SystemicCodes  []string      `name:"systemic-codes" default:"10002,10003,10004,10005" placeholder:"CODE,..." group:"Vendor API" help:"Vendor codes that pause every worker (credentials, signature, clock refused)."`
+	ReplayCode     string        `name:"replay-code" default:"10006" placeholder:"CODE" group:"Vendor API" help:"Vendor code for a replayed nonce: retried at once with a fresh signature."`
+}
+
+// client validates the flags and builds the vendor API client.
+func (f *apiFlags) client(a *app, log *slog.Logger) (*eiot.Client, error) {
+	if f.AppKey == "" {
+		return nil, usagef("%s is required: the vendor appkey", flagRef("appkey"))
+	}
+	u, err := url.Parse(f.APIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("%s %q: want an http(s) base URL, e.g. https://oapi.eiotclub.com", flagRef("api-url"), f.APIURL)
+	}
+	if f.APITimeout < 100*time.Millisecond {
+		return nil, usagef("%s is %s: it needs at least 100ms", flagRef("api-timeout"), f.APITimeout)
+	}
+	loc, err := time.LoadLocation(f.VendorZone)
+	if err != nil {
+		return nil, usagef("%s %q: %v", flagRef("vendor-zone"), f.VendorZone, err)
+	}
+	secret, err := f.load(a.getenv, true)
+	if err != nil {
+		return nil, err
+	}
+	codes := func(flag string, cs []string) ([]string, error) {
+		out := []string{}
+		for _, c := range cs {
+			if c == "" {
+				continue
+			}
+			if c == "200" {
+				return nil, usagef("%s: 200 is the vendor's success code", flagRef(flag))
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	}
+	retryable, err := codes("retryable-codes", f.RetryableCodes)
+	if err != nil {
+		return nil, err
+	}
+	systemic, err := codes("systemic-codes", f.SystemicCodes)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range retryable {
+		if slices.Contains(systemic, c) {
+			return nil, usagef("vendor code %s is in both %s and %s", c, flagRef("retryable-codes"), flagRef("systemic-codes"))
+		}
+	}
+	if f.ReplayCode == "" || f.ReplayCode == "200" {
+		return nil, usagef("%s %q: name the vendor's replay code", flagRef("replay-code"), f.ReplayCode)
+	}
+	c, err := eiot.New(eiot.Config{
+		BaseURL:        f.APIURL,
+		AppKey:         f.AppKey,
+		Secret:         secret,
+		Timeout:        f.APITimeout,
+		Location:       loc,
+		RetryableCodes: retryable,
+		SystemicCodes:  systemic,
+		ReplayCode:     f.ReplayCode,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return c, nil
+}
+
+// workerFlags configure lookups.
+type workerFlags struct {
+	Limiter         string        `enum:"fleet,local" default:"fleet" placeholder:"KIND" group:"Worker" help:"fleet: --rate is shared by every worker with the same appkey (coordinated through NATS); local: --rate is per process."`
+	Rate            float64       `default:"5" placeholder:"PER_SECOND" group:"Worker" help:"Vendor calls per second, retries included (the whole fleet's with --limiter fleet); 0 means unlimited (only with --limiter local)."`
+	Burst           int           `default:"1" placeholder:"N" group:"Worker" help:"Calls allowed above the rate in a burst."`
+	LeaseTTL        time.Duration `name:"lease-ttl" default:"10s" placeholder:"DURATION" group:"Worker" help:"With --limiter fleet: how soon a crashed worker's share returns to the others."`
+	Concurrency     int           `default:"16" placeholder:"N" group:"Worker" help:"Requests this process works on at once."`
+	AckWait         time.Duration `name:"ack-wait" placeholder:"DURATION" group:"Worker" help:"AckWait of the worker consumer when this process creates or updates it; unset keeps the consumer's (a new one gets 60s)."`
+	GiveUpAfter     time.Duration `name:"give-up-after" default:"24h" placeholder:"DURATION" group:"Worker" help:"Age after which a request whose lookups keep failing gets a failed result (kind exhausted)."`
+	ShutdownTimeout time.Duration `name:"shutdown-timeout" default:"25s" placeholder:"DURATION" group:"Worker" help:"On SIGTERM, how long in-flight lookups may take to finish; the rest are handed back."`
+	NoProvision     bool          `name:"no-provision" group:"Worker" help:"Do not create or update streams and the consumer; wait for them to exist."`
+	WorkerName      string        `name:"worker-name" placeholder:"NAME" group:"Worker" help:"Name of this worker in results and dead letters (default <host>-<pid>)."`
+}
+
+func (f *workerFlags) validate() error {
+	switch {
+	case math.IsNaN(f.Rate) || math.IsInf(f.Rate, 0) || f.Rate < 0:
+		return usagef("%s is %v: it needs a positive number of calls per second", flagRef("rate"), f.Rate)
+	case f.Rate == 0 && f.Limiter == "fleet":
+		return usagef("%s is 0 (unlimited), which the fleet limiter cannot share: give a rate, or use %s local", flagRef("rate"), flagRef("limiter"))
+	case f.Burst < 1:
+		return usagef("%s is %d: it needs at least 1", flagRef("burst"), f.Burst)
+	case f.Limiter == "fleet" && f.LeaseTTL < 3*time.Second:
+		return usagef("%s is %s: it needs at least 3s", flagRef("lease-ttl"), f.LeaseTTL)
+	case f.Concurrency < 1 || f.Concurrency > 10000:
+		return usagef("%s is %d: it needs 1 to 10000", flagRef("concurrency"), f.Concurrency)
+	case f.AckWait < 0 || (f.AckWait > 0 && f.AckWait < time.Second):
+		return usagef("%s is %s: it needs at least 1s", flagRef("ack-wait"), f.AckWait)
+	case f.GiveUpAfter < time.Minute:
+		return usagef("%s is %s: it needs at least 1m", flagRef("give-up-after"), f.GiveUpAfter)
+	case f.ShutdownTimeout < 0:
+		return usagef("%s is negative", flagRef("shutdown-timeout"))
+	}
+	return nil
+}
+
+// sinkFlags configure the Parquet sink.
+type sinkFlags struct {
+	Out      string        `short:"o" type:"path" placeholder:"DIR" group:"Sink" help:"Output folder of the Parquet files (one sink per folder)."`
+	MaxRows  int           `name:"max-rows" default:"500000" placeholder:"N" group:"Sink" help:"A file closes at this many rows."`
+	MaxBytes byteSize      `name:"max-bytes" default:"128MiB" placeholder:"SIZE" group:"Sink" help:"A file closes at about this size."`
+	MaxAge   time.Duration `name:"max-age" default:"5m" placeholder:"DURATION" group:"Sink" help:"A file closes this long after its first row (small files at low traffic: see README)."`
+	LockWait time.Duration `name:"lock-wait" default:"0s" placeholder:"DURATION" group:"Sink" help:"How long to wait for another sink to release the folder (0: exit at once)."`
+}
+
+func (f *sinkFlags) validate() error {
+	switch {
+	case f.Out == "":
+		return usagef("%s is required: the folder to write Parquet files to", flagRef("out"))
+	case f.MaxRows < 1:
+		return usagef("%s is %d: it needs at least 1", flagRef("max-rows"), f.MaxRows)
+	case f.MaxBytes < 1<<10:
+		return usagef("%s is %d bytes: it needs at least 1KiB", flagRef("max-bytes"), f.MaxBytes)
+	case f.MaxAge < 100*time.Millisecond:
+		return usagef("%s is %s: it needs at least 100ms", flagRef("max-age"), f.MaxAge)
+	case f.LockWait < 0:
+		return usagef("%s is negative", flagRef("lock-wait"))
+	}
+	if st, err := os.Stat(f.Out); err == nil && !st.IsDir() {
+		return usagef("%s %s is a file, not a folder", flagRef("out"), f.Out)
+	}
+	return nil
+}
+
+func (f *sinkFlags) config(js jetstream.JetStream, log *slog.Logger, reg prometheus.Registerer) sink.Config {
+	return sink.Config{
+		JetStream:  js,
+		OutDir:     f.Out,
+		MaxRows:    f.MaxRows,
+		MaxBytes:   int64(f.MaxBytes),
+		MaxAge:     f.MaxAge,
+		LockWait:   f.LockWait,
+		Logger:     log,
+		Registerer: reg,
+	}
+}
+
+// limiter builds the rate limiter the flags ask for. A fleet limiter must be
+// Run; run is nil otherwise.
+func (f *workerFlags) limiter(js jetstream.JetStream, appkey string, replicas int, log *slog.Logger, reg prometheus.Registerer) (worker.Limiter, func(context.Context) error, error) {
+	if f.Limiter == "local" {
+		r := f.Rate
+		if r == 0 {
+			r = math.Inf(1)
+		}
+		l := quota.NewLocal(r, f.Burst)
+		if err := l.Register(reg); err != nil {
+			return nil, nil, err
+		}
+		return l, nil, nil
+	}
+	fl, err := quota.NewFleet(quota.Config{
+		JetStream:  js,
+		Key:        quota.KeyFor(appkey),
+		Rate:       f.Rate,
+		Burst:      f.Burst,
+		LeaseTTL:   f.LeaseTTL,
+		Replicas:   replicas,
+		Logger:     log.With("component", "quota"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, nil, usagef("%v", err)
+	}
+	return fl, fl.Run, nil
+}
+
+type workerCmd struct {
+	natsFlags   `embed:""`
+	apiFlags    `embed:""`
+	workerFlags `embed:""`
+	streamFlags `embed:""`
+	HTTPAddr    string `name:"http-addr" placeholder:"HOST:PORT" help:"Serve /metrics, /healthz and /readyz here (e.g. :9090)."`
+}
+
+func (c *workerCmd) Help() string {
+	return `Consumes lookup requests from SIMLOOKUP_REQUESTS (durable consumer
+simlookup-worker, shared by every worker), calls the vendor under the rate
+limit with retries and backoff, and publishes exactly one result per request.
+Creates or updates the streams and the consumer on start (unless
+--no-provision). Run as many as you like: with --limiter fleet (the default)
+they share --rate between them.
+
+The secret comes from SIMLOOKUP_SECRET or --secret-file; SIGHUP re-reads the
+file (a worker paused on refused credentials also re-reads it by itself).
+SIGINT/SIGTERM: stop pulling, finish in-flight lookups within
+--shutdown-timeout, hand back the rest, exit 0.
+
+Examples:
+
+    SIMLOOKUP_SECRET=... simlookup worker --appkey 000001 --rate 5 --http-addr :9090
+    simlookup worker --nats-url nats://nats:4222 --nats-creds worker.creds \
+        --appkey 000001 --secret-file /run/secrets/eiot --concurrency 32
+    simlookup worker --api-url http://127.0.0.1:8080 --appkey demo --limiter local --rate 0`
+}
+
+// workerParts is a configured worker and its limiter.
+type workerParts struct {
+	w        *worker.Worker
+	runLimit func(context.Context) error
+}
+
+func (c *workerCmd) validate(a *app) error {
+	if err := c.natsFlags.validate(a.getenv); err != nil {
+		return err
+	}
+	if err := c.workerFlags.validate(); err != nil {
+		return err
+	}
+	if err := c.streamFlags.validate(); err != nil {
+		return err
+	}
+	return checkAddr("http-addr", c.HTTPAddr)
+}
+
+// newWorker builds the worker from the flags (after they were validated).
+func newWorker(a *app, js jetstream.JetStream, api *apiFlags, wf *workerFlags, sf *streamFlags, client *eiot.Client, reg prometheus.Registerer) (*workerParts, error) {
+	log := a.log
+	lim, runLimit, err := wf.limiter(js, api.AppKey, sf.Replicas, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	rate := wf.Rate
+	if rate == 0 {
+		rate = -1
+	}
+	w, err := worker.New(worker.Config{
+		JetStream:       js,
+		Client:          client,
+		Limiter:         lim,
+		Rate:            rate,
+		Burst:           wf.Burst,
+		Concurrency:     wf.Concurrency,
+		AckWait:         wf.AckWait,
+		NoProvision:     wf.NoProvision,
+		StreamOptions:   sf.options(),
+		GiveUpAfter:     wf.GiveUpAfter,
+		ShutdownTimeout: wf.ShutdownTimeout,
+		SecretFile:      api.SecretFile,
+		Name:            wf.WorkerName,
+		Logger:          log.With("component", "worker"),
+		Registerer:      reg,
+	})
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return &workerParts{w: w, runLimit: runLimit}, nil
+}
+
+// runWorker runs the worker (and its fleet limiter, which stops only after
+// the worker has finished its in-flight lookups) until ctx ends. SIGHUP
+// re-reads the secret file.
+func runWorker(ctx context.Context, a *app, p *workerParts, hup <-chan os.Signal) error {
+	var wg sync.WaitGroup
+	limCtx, stopLim := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLim()
+	var limErr error
+	if p.runLimit != nil {
+		wg.Go(func() {
+			if err := p.runLimit(limCtx); err != nil && !errors.Is(err, context.Canceled) {
+				limErr = err
+			}
+		})
+	}
+	if hup != nil {
+		hctx, stop := context.WithCancel(ctx)
+		defer stop()
+		wg.Go(func() {
+			for {
+				select {
+				case <-hctx.Done():
+					return
+				case <-hup:
+					a.log.Info("SIGHUP: re-reading the secret file")
+					if err := p.w.ReloadSecret(); err != nil {
+						a.log.Error("re-reading the secret file failed; keeping the old secret", "err", err)
+					}
+				}
+			}
+		})
+	}
+	err := p.w.Run(ctx)
+	stopLim()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if limErr != nil {
+		return fmt.Errorf("rate limiter: %w", limErr)
+	}
+	return nil
+}
+
+func notifyHUP() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch, func() { signal.Stop(ch) }
+}
+
+func (c *workerCmd) run(a *app) error {
+	if err := c.validate(a); err != nil {
+		return err
+	}
+	client, err := c.apiFlags.client(a, a.log.With("component", "eiot"))
+	if err != nil {
+		return err
+	}
+	a.log.Info("starting worker", "api_url", c.APIURL, "appkey", maskAppKey(c.AppKey), "limiter", c.Limiter,
+		"rate", c.Rate, "burst", c.Burst, "concurrency", c.Concurrency)
+	reg := newRegistry()
+	var wp *workerParts
+	ready := func() error {
+		if wp == nil {
+			return errors.New("connecting to NATS")
+		}
+		return wp.w.Ready()
+	}
+	var mu sync.Mutex
+	readyLocked := func() error { mu.Lock(); defer mu.Unlock(); return ready() }
+	if c.HTTPAddr != "" {
+		wait, err := startHTTP(a.ctx, c.HTTPAddr, reg, []readiness{{"worker", readyLocked}}, a.log)
+		if err != nil {
+			return err
+		}
+		defer wait()
+	}
+	nc, err := c.connect(a.ctx, a, connectOpts{wait: true})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	defer drainClose(nc, a.log)
+	js, err := jetStream(nc)
+	if err != nil {
+		return err
+	}
+	p, err := newWorker(a, js, &c.apiFlags, &c.workerFlags, &c.streamFlags, client, reg)
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	wp = p
+	mu.Unlock()
+	hup, stop := notifyHUP()
+	defer stop()
+	return runWorker(a.ctx, a, p, hup)
+}
+
+type sinkCmd struct {
+	natsFlags `embed:""`
+	sinkFlags `embed:""`
+	HTTPAddr  string `name:"http-addr" placeholder:"HOST:PORT" help:"Serve /metrics, /healthz and /readyz here (e.g. :9091)."`
+}
+
+func (c *sinkCmd) Help() string {
+	return `Consumes SIMLOOKUP_RESULTS in order and writes one Parquet row per result
+event to <out>/dt=YYYY-MM-DD/hour=HH/part-<epoch>-<first>-<last>.parquet. A
+file closes at --max-rows, --max-bytes, --max-age, a new partition or
+shutdown; it is written under a temporary name, fsynced and renamed, so
+readers globbing **/*.parquet only ever see complete files. One sink per
+folder (a lock inside it); a restarted sink resumes strictly after the last
+committed result. Waits for the results stream if it does not exist yet.
+SIGINT/SIGTERM commits the open file and exits 0.
+
+Examples:
+
+    simlookup sink --out ./parquet
+    simlookup sink --nats-url nats://nats:4222 --out /data/simlookup --max-age 15m --http-addr :9091
+    duckdb -c "SELECT status, count(*) FROM read_parquet('parquet/**/*.parquet', hive_partitioning=true) GROUP BY 1"`
+}
+
+func (c *sinkCmd) run(a *app) error {
+	if err := c.natsFlags.validate(a.getenv); err != nil {
+		return err
+	}
+	if err := c.sinkFlags.validate(); err != nil {
+		return err
+	}
+	if err := checkAddr("http-addr", c.HTTPAddr); err != nil {
+		return err
+	}
+	reg := newRegistry()
+	var (
+		mu sync.Mutex
+		s  *sink.Sink
+	)
+	ready := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if s == nil {
+			return errors.New("connecting to NATS")
+		}
+		return s.Ready()
+	}
+	if c.HTTPAddr != "" {
+		wait, err := startHTTP(a.ctx, c.HTTPAddr, reg, []readiness{{"sink", ready}}, a.log)
+		if err != nil {
+			return err
+		}
+		defer wait()
+	}
+	a.log.Info("starting sink", "out", c.Out)
+	nc, err := c.connect(a.ctx, a, connectOpts{wait: true})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	defer drainClose(nc, a.log)
+	js, err := jetStream(nc)
+	if err != nil {
+		return err
+	}
+	sk, err := sink.New(c.config(js, a.log, reg))
+	if err != nil {
+		return usagef("%v", err)
+	}
+	mu.Lock()
+	s = sk
+	mu.Unlock()
+	if err := sk.Run(a.ctx); err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	return nil
+}
+
+type runCmd struct {
+	natsFlags   `embed:""`
+	apiFlags    `embed:""`
+	workerFlags `embed:""`
+	streamFlags `embed:""`
+	sinkFlags   `embed:""`
+	HTTPAddr    string `name:"http-addr" placeholder:"HOST:PORT" help:"Serve /metrics, /healthz and /readyz (worker and sink) here."`
+}
+
+func (c *runCmd) Help() string {
+	return `Runs a worker and a sink in one process, sharing one NATS connection and one
+metrics endpoint: the smallest production deployment. Flags are those of
+"simlookup worker" and "simlookup sink".
+
+Examples:
+
+    SIMLOOKUP_SECRET=... simlookup run --appkey 000001 --out ./parquet --http-addr :9090`
+}
+
+func (c *runCmd) run(a *app) error {
+	if err := c.natsFlags.validate(a.getenv); err != nil {
+		return err
+	}
+	if err := c.workerFlags.validate(); err != nil {
+		return err
+	}
+	if err := c.streamFlags.validate(); err != nil {
+		return err
+	}
+	if err := c.sinkFlags.validate(); err != nil {
+		return err
+	}
+	if err := checkAddr("http-addr", c.HTTPAddr); err != nil {
+		return err
+	}
+	client, err := c.apiFlags.client(a, a.log.With("component", "eiot"))
+	if err != nil {
+		return err
+	}
+	out, _ := filepath.Abs(c.Out)
+	a.log.Info("starting worker and sink", "api_url", c.APIURL, "appkey", maskAppKey(c.AppKey), "limiter", c.Limiter,
+		"rate", c.Rate, "concurrency", c.Concurrency, "out", out)
+	reg := newRegistry()
+	var (
+		mu sync.Mutex
+		wp *workerParts
+		sk *sink.Sink
+	)
+	checks := []readiness{
+		{"worker", func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if wp == nil {
+				return errors.New("connecting to NATS")
+			}
+			return wp.w.Ready()
+		}},
+		{"sink", func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if sk == nil {
+				return errors.New("connecting to NATS")
+			}
+			return sk.Ready()
+		}},
+	}
+	if c.HTTPAddr != "" {
+		wait, err := startHTTP(a.ctx, c.HTTPAddr, reg, checks, a.log)
+		if err != nil {
+			return err
+		}
+		defer wait()
+	}
+	nc, err := c.connect(a.ctx, a, connectOpts{wait: true})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	defer drainClose(nc, a.log)
+	js, err := jetStream(nc)
+	if err != nil {
+		return err
+	}
+	p, err := newWorker(a, js, &c.apiFlags, &c.workerFlags, &c.streamFlags, client, reg)
+	if err != nil {
+		return err
+	}
+	s, err := sink.New(c.sinkFlags.config(js, a.log, reg))
+	if err != nil {
+		return usagef("%v", err)
+	}
+	mu.Lock()
+	wp, sk = p, s
+	mu.Unlock()
+	hup, stop := notifyHUP()
+	defer stop()
+	return runBoth(a.ctx, func(ctx context.Context) error { return runWorker(ctx, a, p, hup) },
+		func(ctx context.Context) error {
+			if err := s.Run(ctx); err != nil {
+				return fmt.Errorf("sink: %w", err)
+			}
+			return nil
+		})
+}
+
+// runBoth runs the functions until ctx ends or one fails; a failure stops
+// the others. It returns the first error.
+func runBoth(ctx context.Context, fns ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Go(func() {
+			errs[i] = fn(ctx)
+			if errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
