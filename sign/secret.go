@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -21,11 +22,19 @@ var ErrEmptySecret = errors.New("sign: secret is empty")
 // give "[REDACTED]". The zero value is the empty secret (see IsZero).
 // A Secret is an immutable value, safe to copy and to share.
 type Secret struct {
-	v string
+	// p points at the value, so that even fmt's reflection over a struct
+	// holding a Secret in an unexported field (where it cannot call Format)
+	// prints an address, never the value.
+	p *string
 }
 
 // NewSecret wraps s as a Secret. s is used exactly as given (no trimming).
-func NewSecret(s string) Secret { return Secret{v: s} }
+func NewSecret(s string) Secret {
+	if s == "" {
+		return Secret{}
+	}
+	return Secret{p: &s}
+}
 
 // ReadSecretFile reads a secret from a file, trimming trailing white space
 // (the newline most editors add). A missing or unreadable file, or one that
@@ -39,14 +48,24 @@ func ReadSecretFile(path string) (Secret, error) {
 	if s == "" {
 		return Secret{}, fmt.Errorf("secret file %s: %w", path, ErrEmptySecret)
 	}
-	return Secret{v: s}, nil
+	return NewSecret(s), nil
 }
 
 // Reveal returns the secret's value. Use it only to compute a signature.
-func (s Secret) Reveal() string { return s.v }
+func (s Secret) Reveal() string {
+	if s.p == nil {
+		return ""
+	}
+	return *s.p
+}
 
 // IsZero reports whether the secret is empty.
-func (s Secret) IsZero() bool { return s.v == "" }
+func (s Secret) IsZero() bool { return s.p == nil || *s.p == "" }
+
+// Equal reports whether two secrets hold the same value (in constant time).
+func (s Secret) Equal(o Secret) bool {
+	return subtle.ConstantTimeCompare([]byte(s.Reveal()), []byte(o.Reveal())) == 1
+}
 
 // String returns "[REDACTED]".
 func (s Secret) String() string { return Redacted }

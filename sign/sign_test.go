@@ -242,19 +242,24 @@ func TestSecretNeverPrints(t *testing.T) {
 	t.Parallel()
 	const raw = "s3cr3t-value"
 	s := sign.NewSecret(raw)
-	if s.Reveal() != raw || s.IsZero() || !sign.NewSecret("").IsZero() || !(sign.Secret{}).IsZero() {
+	if s.Reveal() != raw || s.IsZero() || !sign.NewSecret("").IsZero() || !(sign.Secret{}).IsZero() || (sign.Secret{}).Reveal() != "" {
 		t.Fatal("Reveal/IsZero")
+	}
+	if !s.Equal(sign.NewSecret(raw)) || s.Equal(sign.NewSecret("other")) {
+		t.Fatal("Equal")
 	}
 	type holder struct {
 		Secret sign.Secret
 		P      *sign.Secret
+		hidden sign.Secret // fmt cannot call methods on an unexported field
+		nested struct{ s sign.Secret }
 	}
 	var outs []string
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10s", "%T"} {
-		outs = append(outs, fmt.Sprintf(verb, s), fmt.Sprintf(verb, holder{s, &s}), fmt.Sprintf(verb, []sign.Secret{s}))
+		outs = append(outs, fmt.Sprintf(verb, s), fmt.Sprintf(verb, holder{s, &s, s, struct{ s sign.Secret }{s}}), fmt.Sprintf(verb, []sign.Secret{s}))
 	}
 	outs = append(outs, s.String(), s.GoString(), fmt.Sprint(s), fmt.Sprintln(s), fmt.Sprint(&s))
-	j, err := json.Marshal(holder{s, &s})
+	j, err := json.Marshal(holder{s, &s, s, struct{ s sign.Secret }{s}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +269,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	var buf bytes.Buffer
 	for _, h := range []slog.Handler{slog.NewTextHandler(&buf, nil), slog.NewJSONHandler(&buf, nil)} {
 		l := slog.New(h)
-		l.Info("x", "secret", s, "ptr", &s, slog.Any("any", s), slog.Group("g", "s", s))
+		l.Info("x", "secret", s, "ptr", &s, slog.Any("any", s), slog.Group("g", "s", s), "holder", holder{s, &s, s, struct{ s sign.Secret }{s}})
 	}
 	outs = append(outs, buf.String())
 	for _, o := range outs {
