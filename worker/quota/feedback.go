@@ -15,9 +15,9 @@ import (
 // The zero value means the defaults below.
 type Feedback struct {
 	// Threshold is how many throttles within Window make a "sustained run"
-	// that lowers the rate. An occasional 429 does not. A fleet member
-	// judges it fleet-wide: it sees about 1/N of the fleet's throttles, so
-	// its window is Window × N. Defaults to 3.
+	// that lowers the rate. An occasional 429 does not. A Fleet counts
+	// every member's throttles (they are shared over core NATS), so the run
+	// is judged fleet-wide. Defaults to 3.
 	Threshold int
 	// Window is the span in which Threshold throttles must fall. Defaults to 2s.
 	Window time.Duration
@@ -26,7 +26,8 @@ type Feedback struct {
 	// Floor is the lowest multiplier. Defaults to 0.1.
 	Floor float64
 	// Step is added to the multiplier per Interval while calls succeed and
-	// none is throttled. Defaults to 0.05.
+	// none is throttled (in a Fleet: none anywhere in the fleet).
+	// Defaults to 0.05.
 	Step float64
 	// Interval is the least time between two changes of the multiplier
 	// (after a decrease, before an increase, between increases). Defaults to 1s.
@@ -87,14 +88,14 @@ type aimd struct {
 	next         int
 	lastThrottle time.Time
 	lastChange   time.Time
+	lastLower    time.Time
+	lastRaise    time.Time
 	mult         float64
-	// members scales Window: a fleet member sees about 1/members of the
-	// fleet's throttles, so "Threshold within Window" is judged fleet-wide.
-	members int
+	ceiling      float64 // Local only; a Fleet keeps it in the control key
 }
 
 func newAIMD(cfg Feedback, _ time.Time) *aimd {
-	return &aimd{cfg: cfg, throttles: make([]time.Time, cfg.Threshold), mult: 1, members: 1}
+	return &aimd{cfg: cfg, throttles: make([]time.Time, cfg.Threshold), mult: 1, ceiling: 1}
 }
 
 type verdict int
@@ -149,22 +150,37 @@ func (a *aimd) wantsLocked(v verdict, now time.Time) bool {
 	switch v {
 	case lower:
 		oldest := a.throttles[a.next] // the Threshold-th most recent
-		return a.mult > a.cfg.Floor && !oldest.IsZero() && now.Sub(oldest) <= a.cfg.Window*time.Duration(a.members)
+		return a.mult > a.cfg.Floor && !oldest.IsZero() && now.Sub(oldest) <= a.cfg.Window
 	case raise:
 		return a.mult < 1 && now.Sub(a.lastThrottle) >= a.cfg.Interval
 	}
 	return false
 }
 
-// next computes the multiplier a verdict leads to from cur.
-func (a *aimd) target(v verdict, cur float64) float64 {
+// target computes the multiplier and ceiling a verdict leads to from cur
+// and ceiling. The ceiling is the multiplier before the current run of
+// decreases (decreases with no increase between them): the rate the vendor
+// last accepted. Below 90% of it the multiplier climbs three Steps at a
+// time (a throttling storm that has passed costs seconds, not minutes);
+// above, one Step, probing the vendor's limit gently.
+func (a *aimd) target(v verdict, cur, ceiling float64, now time.Time) (float64, float64) {
+	a.mu.Lock()
+	lastLower, lastRaise := a.lastLower, a.lastRaise
+	a.mu.Unlock()
 	switch v {
 	case lower:
-		return max(a.cfg.Floor, cur*a.cfg.Decrease)
+		if lastLower.IsZero() || lastRaise.After(lastLower) {
+			ceiling = cur
+		}
+		return max(a.cfg.Floor, cur*a.cfg.Decrease), ceiling
 	case raise:
-		return min(1, cur+a.cfg.Step)
+		next := cur + a.cfg.Step
+		if fast := 0.9 * ceiling; cur < fast {
+			next = max(next, min(cur+3*a.cfg.Step, fast))
+		}
+		return min(1, next), ceiling
 	}
-	return cur
+	return cur, ceiling
 }
 
 // changed records that the multiplier is now m (set by us or observed).
@@ -180,14 +196,10 @@ func (a *aimd) changed(now time.Time, m float64, lowered bool) {
 	a.lastChange = now
 	if lowered {
 		clear(a.throttles)
+		a.lastLower = now
+	} else {
+		a.lastRaise = now
 	}
-}
-
-// setMembers sets how many members share the fleet's throttles.
-func (a *aimd) setMembers(n int) {
-	a.mu.Lock()
-	a.members = max(n, 1)
-	a.mu.Unlock()
 }
 
 func (a *aimd) multiplier() float64 {

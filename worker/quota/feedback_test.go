@@ -1,9 +1,12 @@
 package quota
 
 import (
+	"math"
 	"testing"
 	"time"
 )
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 func TestAIMD(t *testing.T) {
 	t.Parallel()
@@ -45,10 +48,32 @@ func TestAIMD(t *testing.T) {
 		}
 	}
 	a := newAIMD(Feedback{}.withDefaults(), t0)
-	if m := a.target(lower, 0.11); m != 0.1 {
+	if m, _ := a.target(lower, 0.11, 1, t0); m != 0.1 {
 		t.Errorf("floor: %v", m)
 	}
-	if m := a.target(raise, 0.98); m != 1 {
+	if m, _ := a.target(raise, 0.98, 1, t0); m != 1 {
 		t.Errorf("cap: %v", m)
+	}
+	// A storm: decreases 1 s apart keep the ceiling from before it...
+	m, c := a.target(lower, 1, 1, t0)
+	a.changed(t0, m, true)
+	m, c = a.target(lower, m, c, t0.Add(time.Second))
+	if !near(m, 0.85*0.85) || c != 1 {
+		t.Errorf("storm: multiplier %v ceiling %v, want 0.7225 and 1", m, c)
+	}
+	// ...so the climb back is fast up to 90% of it, then gentle.
+	if up, _ := a.target(raise, 0.5, c, t0); !near(up, 0.65) {
+		t.Errorf("fast climb: %v, want 0.65", up)
+	}
+	if up, _ := a.target(raise, 0.8, c, t0); !near(up, 0.9) {
+		t.Errorf("fast climb capped at 0.9 of the ceiling: %v", up)
+	}
+	if up, _ := a.target(raise, 0.9, c, t0); !near(up, 0.95) {
+		t.Errorf("gentle climb: %v, want 0.95", up)
+	}
+	// A decrease after an increase starts a new run: the ceiling is now.
+	a.changed(t0.Add(2*time.Second), 0.65, false)
+	if _, c := a.target(lower, 0.65, 1, t0.Add(3*time.Second)); c != 0.65 {
+		t.Errorf("new run ceiling %v, want 0.65", c)
 	}
 }

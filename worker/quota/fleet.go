@@ -195,6 +195,7 @@ type lease struct {
 // control is the value of <Key>.ctl, the fleet's feedback multiplier.
 type control struct {
 	Multiplier float64   `json:"multiplier"`
+	Ceiling    float64   `json:"ceiling"` // multiplier before the current run of decreases
 	By         string    `json:"by"`
 	At         time.Time `json:"at"`
 }
@@ -227,6 +228,9 @@ type Fleet struct {
 	subject  string
 	// subjectPrefix is "$KV.<Bucket>.<Key>.": leases and the control key.
 	subjectPrefix string
+	// throttleSubj carries every member's throttles (core NATS, at most
+	// once: a heuristic signal, not part of the bound).
+	throttleSubj string
 
 	lowerCh chan struct{}
 	raiseCh chan struct{}
@@ -286,6 +290,7 @@ func NewFleet(cfg Config) (*Fleet, error) {
 		ctlKey:        cfg.Key + ".ctl",
 		subject:       "$KV." + cfg.Bucket + "." + cfg.Key + ".m." + cfg.Member,
 		subjectPrefix: "$KV." + cfg.Bucket + "." + cfg.Key + ".",
+		throttleSubj:  "simlookup.quota." + cfg.Bucket + "." + cfg.Key + ".throttled",
 		lowerCh:       make(chan struct{}, 1),
 		raiseCh:       make(chan struct{}, 1),
 		mult:          1,
@@ -312,6 +317,14 @@ func (f *Fleet) Wait(ctx context.Context) error {
 // multiplier. It never blocks.
 func (f *Fleet) Throttled(retryAfter time.Duration) {
 	f.m.throttled.Inc()
+	f.throttled()
+	if nc := f.cfg.JetStream.Conn(); nc != nil {
+		_ = nc.Publish(f.throttleSubj, []byte(f.cfg.Member)) // buffered, never blocks on the network
+	}
+}
+
+// throttled counts one throttle seen anywhere in the fleet.
+func (f *Fleet) throttled() {
 	if f.aimd.throttled(f.cfg.Now()) == lower {
 		select {
 		case f.lowerCh <- struct{}{}:
@@ -358,6 +371,19 @@ func (f *Fleet) Run(ctx context.Context) error {
 	}()
 	f.log.InfoContext(ctx, "fleet limiter starting", "bucket", f.cfg.Bucket, "rate", f.cfg.Rate, "burst", f.cfg.Burst,
 		"lease_ttl", f.cfg.LeaseTTL, "renew", f.cfg.Renew, "server_ttl", f.tm.serverTTL)
+
+	if nc := f.cfg.JetStream.Conn(); nc != nil {
+		sub, err := nc.Subscribe(f.throttleSubj, func(m *nats.Msg) {
+			if string(m.Data) != f.cfg.Member {
+				f.throttled()
+			}
+		})
+		if err != nil {
+			f.log.WarnContext(ctx, "fleet throttle signals not shared; each member judges its own", "error", err)
+		} else {
+			defer func() { _ = sub.Unsubscribe() }()
+		}
+	}
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -459,7 +485,6 @@ func (f *Fleet) tick(ctx context.Context) error {
 		f.log.InfoContext(ctx, "fleet membership", "members", v, "was", f.view)
 	}
 	f.view = v
-	f.aimd.setMembers(v)
 	f.members.Store(int64(v))
 	f.m.members.Set(float64(v))
 	f.applyRate(now)
@@ -659,17 +684,19 @@ func (f *Fleet) enter(now time.Time, m mode) {
 	}
 }
 
-// split is this member's rate and burst for the current view and
-// multiplier: Σ(rate+burst) over the view stays ≤ Rate + Burst and Σ rate ≤
+// split is this member's rate and burst (in requests, the burst possibly
+// fractional) for the current view and multiplier. Each member's
+// rate + burst ≤ (Rate + Burst)/view and rate ≤ multiplier × Rate/view, so
+// over any view-many members Σ(rate+burst) ≤ Rate + Burst and Σ rate ≤
 // multiplier × Rate.
-func (f *Fleet) split() (float64, int) {
+func (f *Fleet) split() (float64, float64) {
 	return split(f.mult*f.cfg.Rate, f.cfg.Rate, f.cfg.Burst, max(f.view, 1))
 }
 
-func split(total, rateCap float64, burst, v int) (float64, int) {
-	b := max(burst/v, 1)
+func split(total, rateCap float64, burst, v int) (float64, float64) {
+	b := max(float64(burst)/float64(v), 1)
 	r := total / float64(v)
-	if c := (rateCap+float64(burst))/float64(v) - float64(b); r > c {
+	if c := (rateCap+float64(burst))/float64(v) - b; r > c {
 		r = c
 	}
 	if r <= 0 {
@@ -685,8 +712,8 @@ func (f *Fleet) applyRate(now time.Time) {
 		return
 	}
 	r, b := f.split()
-	f.lim.SetLimitAt(now, rate.Limit(r))
-	f.lim.SetBurstAt(now, b)
+	f.lim.SetLimitAt(now, limitOf(r))
+	f.lim.SetBurstAt(now, burstOf(b))
 	f.setShare(r)
 }
 
@@ -731,13 +758,16 @@ func (f *Fleet) adjust(ctx context.Context, v verdict) {
 	}
 	octx, cancel := context.WithTimeout(ctx, f.tm.opTimeout)
 	defer cancel()
-	cur, rev := 1.0, uint64(0)
+	cur, ceiling, rev := 1.0, 1.0, uint64(0)
 	e, err := f.kv.Get(octx, f.ctlKey)
 	switch {
 	case err == nil:
 		var c control
 		if json.Unmarshal(e.Value(), &c) == nil && c.Multiplier > 0 && c.Multiplier <= 1 {
 			cur = c.Multiplier
+			if c.Ceiling > 0 && c.Ceiling <= 1 {
+				ceiling = c.Ceiling
+			}
 		}
 		rev = e.Revision()
 	case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -749,11 +779,11 @@ func (f *Fleet) adjust(ctx context.Context, v verdict) {
 		f.observeCtl(now, cur, rev)
 		return
 	}
-	target := f.aimd.target(v, cur)
+	target, ceiling := f.aimd.target(v, cur, ceiling, now)
 	if target == cur {
 		return
 	}
-	val, _ := json.Marshal(control{Multiplier: target, By: f.cfg.Member, At: now.UTC()})
+	val, _ := json.Marshal(control{Multiplier: target, Ceiling: ceiling, By: f.cfg.Member, At: now.UTC()})
 	var nrev uint64
 	if rev == 0 {
 		nrev, err = f.kv.Create(octx, f.ctlKey, val)

@@ -353,9 +353,9 @@ func TestSplitKeepsTheBound(t *testing.T) {
 				for _, mult := range []float64{1, 0.5, 0.1} {
 					r, b := quota.Split(mult*rate, rate, burst, v)
 					if b < 1 || r <= 0 {
-						t.Fatalf("split(%v,%v,%d,%d) = %v,%d", mult*rate, rate, burst, v, r, b)
+						t.Fatalf("split(%v,%v,%d,%d) = %v,%v", mult*rate, rate, burst, v, r, b)
 					}
-					if sum := float64(v) * (r + float64(b)); sum > rate+float64(burst)+1e-9 {
+					if sum := float64(v) * (r + b); sum > rate+float64(burst)+1e-9 {
 						t.Errorf("rate %v burst %d v %d mult %v: Σ(rate+burst) = %v > %v", rate, burst, v, mult, sum, rate+float64(burst))
 					}
 					if sum := float64(v) * r; sum > mult*rate+1e-9 {

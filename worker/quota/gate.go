@@ -52,20 +52,31 @@ func (g *gate) set(lim *rate.Limiter, deadline time.Time, stopped bool) {
 
 func (g *gate) state() *gateState { return g.st.Load() }
 
-// newBucket makes a limiter with the given rate and burst that starts
-// empty: a member that starts (or restarts) sending earns its tokens first.
-func newBucket(now time.Time, r float64, b int) *rate.Limiter {
-	lim := rate.NewLimiter(limitOf(r), b)
-	lim.AllowN(now, b)
+// unit is how many limiter tokens one request takes: buckets count in
+// thousandths of a request so that a member's burst can be fractional
+// (Burst/members), keeping a 1-request bucket from losing the tokens that
+// accrue while a waiter wakes up late.
+const unit = 1000
+
+// newBucket makes a limiter of r requests per second and a burst of b
+// requests (b >= 1) that starts empty: a member that starts (or restarts)
+// sending earns its tokens first.
+func newBucket(now time.Time, r, b float64) *rate.Limiter {
+	lim := rate.NewLimiter(limitOf(r), burstOf(b))
+	lim.AllowN(now, burstOf(b))
 	return lim
 }
 
+// limitOf is r requests per second in tokens.
 func limitOf(r float64) rate.Limit {
 	if math.IsInf(r, 1) {
 		return rate.Inf
 	}
-	return rate.Limit(r)
+	return rate.Limit(r * unit)
 }
+
+// burstOf is b requests in tokens, at least one request.
+func burstOf(b float64) int { return max(int(b*unit), unit) }
 
 // wait blocks until a token is taken, ctx is done or the gate stops.
 func (g *gate) wait(ctx context.Context) error {
@@ -87,7 +98,7 @@ func (g *gate) wait(ctx context.Context) error {
 		if st.lim != nil {
 			now := g.now()
 			if st.deadline.IsZero() || now.Before(st.deadline) {
-				if st.lim.AllowN(now, 1) {
+				if st.lim.AllowN(now, unit) {
 					if g.observe != nil {
 						g.observe(now)
 					}
@@ -125,13 +136,13 @@ func (g *gate) wait(ctx context.Context) error {
 	}
 }
 
-// untilToken is how long until lim holds one whole token.
+// untilToken is how long until lim holds one request's tokens.
 func untilToken(lim *rate.Limiter, now time.Time) time.Duration {
 	r := float64(lim.Limit())
 	if r <= 0 {
 		return time.Hour
 	}
-	need := 1 - lim.TokensAt(now)
+	need := unit - lim.TokensAt(now)
 	if need <= 0 {
 		return 0
 	}

@@ -53,7 +53,7 @@ func NewLocalFeedback(r float64, burst int, fb Feedback) (*Local, error) {
 	now := time.Now
 	l := &Local{rate: r, burst: burst, now: now, gate: newGate(now), aimd: newAIMD(fb, now()), m: newMetrics("local")}
 	// A local bucket starts full, as x/time/rate's does: nothing else shares it.
-	l.lim = rate.NewLimiter(limitOf(r), burst)
+	l.lim = rate.NewLimiter(limitOf(r), burstOf(float64(burst)))
 	l.gate.set(l.lim, time.Time{}, false)
 	l.m.share.Set(r)
 	l.m.members.Set(1)
@@ -101,10 +101,11 @@ func (l *Local) adjust(now time.Time, v verdict) {
 		return
 	}
 	cur := l.aimd.multiplier()
-	m := l.aimd.target(v, cur)
+	m, ceiling := l.aimd.target(v, cur, l.aimd.ceiling, now)
 	if m == cur || math.IsInf(l.rate, 1) {
 		return
 	}
+	l.aimd.ceiling = ceiling
 	l.aimd.changed(now, m, v == lower)
 	l.lim.SetLimitAt(now, limitOf(l.rate*m))
 	l.m.share.Set(l.rate * m)
