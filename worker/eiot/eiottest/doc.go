@@ -55,7 +55,9 @@
 //
 // [Server.Stats] and GET /stats give the counters: total requests, accepted,
 // refused by reason, faults by kind, accepted calls per ICCID, and the most
-// requests received (and accepted) in any sliding one-second window.
+// requests received (and accepted) in any sliding one-second window
+// (GET /stats?per_iccid=false and [Server.Summary] leave out the per-ICCID
+// counts).
 // GET /admin/faults shows and PUT or POST /admin/faults replaces the faults
 // (JSON, durations as Go strings like "250ms"; an optional "quota" field sets
 // the quota); POST /admin/reset clears the counters.

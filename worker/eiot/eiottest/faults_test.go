@@ -79,6 +79,14 @@ func TestAdminAPI(t *testing.T) {
 	if err := json.Unmarshal(a.raw, &st); err != nil || st.Total != 2 || st.Accepted != 1 || st.PerICCID["89860000000000000017"] != 1 || st.MaxWindow < 1 {
 		t.Fatalf("GET /stats: %s %v", a.raw, err)
 	}
+	a = post(t, http.MethodGet, url+"/stats?per_iccid=false", nil)
+	st = eiottest.Stats{}
+	if err := json.Unmarshal(a.raw, &st); err != nil || st.Total != 2 || st.PerICCID != nil {
+		t.Fatalf("GET /stats?per_iccid=false: %s %v", a.raw, err)
+	}
+	if sum := srv.Summary(); sum.Total != 2 || sum.PerICCID != nil {
+		t.Fatalf("Summary %+v", sum)
+	}
 	if a := post(t, http.MethodPost, url+"/admin/reset", nil); a.status != 204 {
 		t.Fatalf("reset %d", a.status)
 	}

@@ -220,7 +220,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// vendorError is the failure body: HTTP 200, data null.
+// codeMessage is the message the fake sends with a code.
+func codeMessage(code string) string {
+	switch code {
+	case CodeBadRequest:
+		return "parameter error"
+	case CodeAppKey:
+		return "appkey invalid"
+	case CodeSign:
+		return "sign invalid"
+	case CodeStale:
+		return "timestamp expired"
+	case CodeNonce:
+		return "nonce invalid"
+	case CodeReplay:
+		return "repeated request"
+	case CodeNotFound:
+		return "card not found"
+	}
+	return "system busy, try again later"
+}
+
+// vendorBody is the failure body: HTTP 200, data null.
 func vendorBody(code, msg string) []byte {
 	b, _ := json.Marshal(map[string]any{"code": code, "message": msg, "data": nil})
 	return b
@@ -346,7 +367,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusTooManyRequests, []byte(`{"code":"429","message":"too many requests","data":null}`))
 		return
 	case FaultVendorCode:
-		writeJSON(w, http.StatusOK, vendorBody(f.VendorCode, "system busy, try again later"))
+		writeJSON(w, http.StatusOK, vendorBody(f.VendorCode, codeMessage(f.VendorCode)))
 		return
 	case FaultMalformed:
 		writeJSON(w, http.StatusOK, []byte(`{"code":"200","message":"success","data":{"iccid":"`+iccid[:min(len(iccid), 6)]))
@@ -493,7 +514,7 @@ func (s *Server) check(p map[string]any, parseErr error, now time.Time) (refusal
 		return bad("request body is not a JSON object")
 	}
 	if k, ok := p["appkey"].(string); !ok || k != s.appKey {
-		return refusal{ReasonAppKey, CodeAppKey, "appkey invalid"}, false
+		return refusal{ReasonAppKey, CodeAppKey, codeMessage(CodeAppKey)}, false
 	}
 	ts, ok := integer(p["timestamp"])
 	if !ok {
@@ -505,7 +526,7 @@ func (s *Server) check(p map[string]any, parseErr error, now time.Time) (refusal
 	}
 	sig, ok := p["sign"].(string)
 	if !ok || sig == "" {
-		return refusal{ReasonSign, CodeSign, "sign invalid"}, false
+		return refusal{ReasonSign, CodeSign, codeMessage(CodeSign)}, false
 	}
 	params := make(sign.Params, len(p))
 	for k, v := range p {
@@ -516,13 +537,13 @@ func (s *Server) check(p map[string]any, parseErr error, now time.Time) (refusal
 		return bad("a parameter has an unsupported value")
 	}
 	if !valid {
-		return refusal{ReasonSign, CodeSign, "sign invalid"}, false
+		return refusal{ReasonSign, CodeSign, codeMessage(CodeSign)}, false
 	}
 	if d := now.Sub(time.Unix(ts, 0)); d > s.maxSkew || d < -s.maxSkew {
-		return refusal{ReasonStale, CodeStale, "timestamp expired"}, false
+		return refusal{ReasonStale, CodeStale, codeMessage(CodeStale)}, false
 	}
 	if nonce < eiot.NonceMin || nonce > eiot.NonceMax {
-		return refusal{ReasonNonce, CodeNonce, "nonce invalid"}, false
+		return refusal{ReasonNonce, CodeNonce, codeMessage(CodeNonce)}, false
 	}
 	iccid, ok := p["iccid"].(string)
 	if !ok || strings.TrimSpace(iccid) == "" {
@@ -540,10 +561,10 @@ func (s *Server) check(p map[string]any, parseErr error, now time.Time) (refusal
 	}
 	s.mu.Unlock()
 	if dup {
-		return refusal{ReasonReplay, CodeReplay, "repeated request"}, false
+		return refusal{ReasonReplay, CodeReplay, codeMessage(CodeReplay)}, false
 	}
 	if s.notFound(iccid) {
-		return refusal{ReasonNotFound, CodeNotFound, "card not found"}, false
+		return refusal{ReasonNotFound, CodeNotFound, codeMessage(CodeNotFound)}, false
 	}
 	return refusal{}, true
 }

@@ -49,13 +49,29 @@ func (s Stats) RefusedTotal() int64 {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.statsLocked(true)
+}
+
+func (s *Server) statsLocked(perICCID bool) Stats {
+	var per map[string]int64
+	if perICCID {
+		per = maps.Clone(s.st.perICCID)
+	}
 	return Stats{
 		Since: s.st.since, Total: s.st.total, Accepted: s.st.accepted,
-		Refused: maps.Clone(s.st.refused), Faults: maps.Clone(s.st.faults), PerICCID: maps.Clone(s.st.perICCID),
+		Refused: maps.Clone(s.st.refused), Faults: maps.Clone(s.st.faults), PerICCID: per,
 		MaxWindow: s.st.recv.max, MaxWindowAccepted: s.st.acc.max,
 		FirstRequest: s.st.firstRecv, LastRequest: s.st.lastRecv,
 		FirstAccepted: s.st.firstAccepted, LastAccepted: s.st.lastAccepted,
 	}
+}
+
+// Summary is Stats without PerICCID: cheap to call often, whatever the
+// number of ICCIDs seen.
+func (s *Server) Summary() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.statsLocked(false)
 }
 
 // ResetStats clears the counters, windows and recorded times (not the
@@ -182,7 +198,11 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use GET", http.StatusMethodNotAllowed)
 		return
 	}
-	b, _ := json.MarshalIndent(s.Stats(), "", "  ")
+	st := s.Summary()
+	if r.URL.Query().Get("per_iccid") != "false" {
+		st = s.Stats()
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
 	writeJSON(w, http.StatusOK, append(b, '\n'))
 }
 
