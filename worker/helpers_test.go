@@ -19,6 +19,7 @@ import (
 	"github.com/simlookup/simlookup/schemas"
 	"github.com/simlookup/simlookup/sign"
 	"github.com/simlookup/simlookup/worker/eiot"
+	"github.com/simlookup/simlookup/worker/eiot/eiottest"
 )
 
 const (
@@ -35,12 +36,12 @@ type bundle struct {
 	nats   *natstest.Server
 	nc     *nats.Conn
 	js     jetstream.JetStream
-	fake   *fakeServer
+	fake   *eiottest.Server
 	url    string
 	client *eiot.Client
 }
 
-func setup(t *testing.T, fc fakeConfig) *bundle {
+func setup(t *testing.T, fc eiottest.Config) *bundle {
 	t.Helper()
 	b := &bundle{t: t}
 	b.nats = natstest.Run(t)
@@ -62,10 +63,10 @@ func setup(t *testing.T, fc fakeConfig) *bundle {
 	if fc.AppKey == "" {
 		fc.AppKey = testAppKey
 	}
-	if fc.Secret == "" {
-		fc.Secret = testSecret
+	if fc.Secret.IsZero() {
+		fc.Secret = sign.NewSecret(testSecret)
 	}
-	b.fake, b.url = fakeStart(t, fc)
+	b.fake, b.url = eiottest.Start(t, fc)
 	b.client = b.newClient(sign.NewSecret(testSecret), 0)
 	return b
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/simlookup/simlookup/schemas"
 	"github.com/simlookup/simlookup/sign"
 	"github.com/simlookup/simlookup/worker/eiot"
+	"github.com/simlookup/simlookup/worker/eiot/eiottest"
 )
 
 // onePerRequest checks that results has exactly one result per id in want.
@@ -46,7 +47,7 @@ func onePerRequest(t *testing.T, results []schemas.Result, want map[string]bool)
 func TestThousandRequestsOneResultEachAndRateHeld(t *testing.T) {
 	t.Parallel()
 	const n, r, burst = 1000, 400, 5
-	b := setup(t, fakeConfig{NotFound: func(s string) bool { return strings.HasSuffix(s, "7") }})
+	b := setup(t, eiottest.Config{NotFound: func(s string) bool { return strings.HasSuffix(s, "7") }})
 	cfg := b.config()
 	cfg.Rate, cfg.Burst, cfg.Concurrency = r, burst, 32
 	want := map[string]bool{}
@@ -81,21 +82,24 @@ func TestThousandRequestsOneResultEachAndRateHeld(t *testing.T) {
 	}
 }
 
+// Not parallel, and at a low rate: the fake measures arrival times, and a
+// token bucket reaches exactly rate+burst in a closed one-second window, so
+// arrivals bunched by a loaded machine by more than one token interval
+// (1/rate) would show one more.
 func TestRateLimitHeldWithRetries(t *testing.T) {
-	t.Parallel()
-	const r, burst = 20, 2
-	b := setup(t, fakeConfig{Faults: fakeFaults{Rate5xx: 0.3, Seed: 7}})
+	const r, burst, n = 8, 2, 30
+	b := setup(t, eiottest.Config{Faults: eiottest.Faults{Rate5xx: 0.3, Seed: 7}})
 	cfg := b.config()
 	cfg.Rate, cfg.Burst, cfg.Concurrency = r, burst, 16
-	for i := range 60 {
+	for i := range n {
 		b.publish(schemas.RequestSubject, []byte(iccid(i)), nil)
 	}
 	_, stop := b.run(cfg)
-	b.waitResults(60, 40*time.Second)
+	b.waitResults(n, 40*time.Second)
 	_ = stop()
 	fs := b.fake.Stats()
 	t.Logf("fake: total %d, max window %d", fs.Total, fs.MaxWindow)
-	if fs.Total <= 60 {
+	if fs.Total <= n {
 		t.Errorf("expected retries: total %d", fs.Total)
 	}
 	if fs.MaxWindow > r+burst {
@@ -105,7 +109,7 @@ func TestRateLimitHeldWithRetries(t *testing.T) {
 
 func TestCrashBetweenPublishAndAckStoresOneResult(t *testing.T) {
 	t.Parallel()
-	b := setup(t, fakeConfig{})
+	b := setup(t, eiottest.Config{})
 	cfg := b.config()
 	var crashed atomic.Int32
 	cfg.hooks.afterPublish = func(id string, deliveries uint64) bool {
@@ -146,9 +150,14 @@ func TestSlowLookupIsNotRedelivered(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, fakeConfig{Faults: fakeFaults{Latency: 2500 * time.Millisecond}})
+			b := setup(t, eiottest.Config{Faults: eiottest.Faults{Latency: 2500 * time.Millisecond}})
+			// Another process provisioned a 1s AckWait; this worker's own
+			// setting is the default, and its cadence must follow the consumer.
+			if err := schemas.Provision(b.ctx, b.js, testStreams, time.Second); err != nil {
+				t.Fatal(err)
+			}
 			cfg := b.config()
-			cfg.AckWait = time.Second
+			cfg.AckWait = 0
 			cfg.Client = b.newClient(sign.NewSecret(testSecret), 10*time.Second)
 			cfg.hooks.noInProgress = control
 			cfg.Concurrency = 4
@@ -178,7 +187,7 @@ func TestSlowLookupIsNotRedelivered(t *testing.T) {
 
 func TestDelayedRetriesDoNotBlockNewWork(t *testing.T) {
 	t.Parallel()
-	b := setup(t, fakeConfig{})
+	b := setup(t, eiottest.Config{})
 	stuck := map[string]bool{}
 	for i := range 20 {
 		stuck[iccid(1000+i)] = true
@@ -233,13 +242,13 @@ func TestFaultOutcomes(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		faults fakeFaults
+		faults eiottest.Faults
 		clear  bool // clear the faults once the first attempt failed
 		check  check
 		cfg    func(*Config)
 	}{
-		{"5xx", fakeFaults{Rate5xx: 1}, true, okAfterRetry, nil},
-		{"429 retry-after", fakeFaults{Rate429: 1, RetryAfter: time.Second}, true,
+		{"5xx", eiottest.Faults{Rate5xx: 1}, true, okAfterRetry, nil},
+		{"429 retry-after", eiottest.Faults{Rate429: 1, RetryAfter: time.Second}, true,
 			func(t *testing.T, r schemas.Result, lim *recLimiter) {
 				okAfterRetry(t, r, lim)
 				lim.mu.Lock()
@@ -248,14 +257,14 @@ func TestFaultOutcomes(t *testing.T) {
 					t.Errorf("limiter told of throttling %v, want [1s ...]", lim.throttled)
 				}
 			}, nil},
-		{"hang", fakeFaults{RateHang: 1, Hang: 10 * time.Second}, true, okAfterRetry, nil},
-		{"malformed", fakeFaults{RateMalformed: 1}, true, okAfterRetry, nil},
-		{"reset", fakeFaults{RateReset: 1}, true, okAfterRetry, nil},
-		{"busy code", fakeFaults{RateVendorCode: 1, VendorCode: "10007"}, true, okAfterRetry, nil},
-		{"replay", fakeFaults{RateVendorCode: 1, VendorCode: eiot.DefaultReplayCode}, true, okAfterRetry, nil},
-		{"vendor code", fakeFaults{RateVendorCode: 1, VendorCode: "10099"}, false, failed(schemas.KindVendor, "10099"), nil},
-		{"no data", fakeFaults{RateNoData: 1}, false, failed(schemas.KindNoData, "200"), nil},
-		{"exhausted", fakeFaults{Rate5xx: 1}, false, func(t *testing.T, r schemas.Result, _ *recLimiter) {
+		{"hang", eiottest.Faults{RateHang: 1, Hang: 10 * time.Second}, true, okAfterRetry, nil},
+		{"malformed", eiottest.Faults{RateMalformed: 1}, true, okAfterRetry, nil},
+		{"reset", eiottest.Faults{RateReset: 1}, true, okAfterRetry, nil},
+		{"busy code", eiottest.Faults{RateVendorCode: 1, VendorCode: "10007"}, true, okAfterRetry, nil},
+		{"replay", eiottest.Faults{RateVendorCode: 1, VendorCode: eiot.DefaultReplayCode}, true, okAfterRetry, nil},
+		{"vendor code", eiottest.Faults{RateVendorCode: 1, VendorCode: "10099"}, false, failed(schemas.KindVendor, "10099"), nil},
+		{"no data", eiottest.Faults{RateNoData: 1}, false, failed(schemas.KindNoData, "200"), nil},
+		{"exhausted", eiottest.Faults{Rate5xx: 1}, false, func(t *testing.T, r schemas.Result, _ *recLimiter) {
 			if r.Status != schemas.StatusFailed || r.Error == nil || r.Error.Kind != schemas.KindExhausted || !r.Error.Retryable {
 				t.Errorf("want failed exhausted, got %s %+v", r.Status, r.Error)
 			}
@@ -267,7 +276,7 @@ func TestFaultOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, fakeConfig{Faults: tt.faults})
+			b := setup(t, eiottest.Config{Faults: tt.faults})
 			cfg := b.config()
 			cfg.Client = b.newClient(sign.NewSecret(testSecret), 300*time.Millisecond)
 			lim := &recLimiter{Limiter: rate.NewLimiter(rate.Inf, 1)}
@@ -280,7 +289,7 @@ func TestFaultOutcomes(t *testing.T) {
 			_, stop := b.run(cfg)
 			if tt.clear {
 				waitFor(t, 20*time.Second, "a failed attempt", func() bool { return b.fake.Stats().Total >= 1 })
-				b.fake.SetFaults(fakeFaults{})
+				b.fake.SetFaults(eiottest.Faults{})
 			}
 			b.waitResults(1, 30*time.Second)
 			_ = stop()
@@ -298,7 +307,7 @@ func TestFaultOutcomes(t *testing.T) {
 
 func TestInvalidInputsSpendNoQuota(t *testing.T) {
 	t.Parallel()
-	b := setup(t, fakeConfig{})
+	b := setup(t, eiottest.Config{})
 	cfg := b.config()
 	cfg.MaxRequestBytes = 4096
 	codes := map[string]string{} // request id → want code
@@ -346,7 +355,7 @@ func TestInvalidInputsSpendNoQuota(t *testing.T) {
 
 func TestRefusedCredentialsPauseThenResume(t *testing.T) {
 	t.Parallel()
-	b := setup(t, fakeConfig{})
+	b := setup(t, eiottest.Config{})
 	dir := t.TempDir()
 	secretFile := writeFile(t, dir, "secret", "wrong-secret\n")
 	cfg := b.config()
@@ -383,7 +392,7 @@ func TestRefusedCredentialsPauseThenResume(t *testing.T) {
 func TestShutdownLosesNothing(t *testing.T) {
 	t.Parallel()
 	const n = 200
-	b := setup(t, fakeConfig{Faults: fakeFaults{Latency: 30 * time.Millisecond, Jitter: 30 * time.Millisecond}})
+	b := setup(t, eiottest.Config{Faults: eiottest.Faults{Latency: 30 * time.Millisecond, Jitter: 30 * time.Millisecond}})
 	want := map[string]bool{}
 	for i := range n {
 		id := fmt.Sprintf("term-%03d", i)
@@ -411,7 +420,7 @@ func TestShutdownLosesNothing(t *testing.T) {
 
 func TestReusedRequestIDCounted(t *testing.T) {
 	t.Parallel()
-	b := setup(t, fakeConfig{})
+	b := setup(t, eiottest.Config{})
 	b.publishJSON(schemas.Request{ICCID: iccid(1), RequestID: "same"})
 	b.publishJSON(schemas.Request{ICCID: iccid(2), RequestID: "same"})
 	cfg := b.config()
@@ -431,7 +440,7 @@ func TestReusedRequestIDCounted(t *testing.T) {
 
 func TestIdentityFallbacks(t *testing.T) {
 	t.Parallel()
-	b := setup(t, fakeConfig{})
+	b := setup(t, eiottest.Config{})
 	hdr := nats.Header{}
 	hdr.Set(jetstream.MsgIDHeader, "from-header")
 	b.publish(schemas.RequestSubject+".bulk", []byte(iccid(1)), hdr)
@@ -460,7 +469,7 @@ func TestDeadLetters(t *testing.T) {
 	t.Parallel()
 	t.Run("result refused", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, fakeConfig{})
+		b := setup(t, eiottest.Config{})
 		cfg := schemas.ResultStreamConfig(testStreams)
 		cfg.MaxMsgSize = 256 // every ok result is bigger
 		if _, err := b.js.UpdateStream(b.ctx, cfg); err != nil {
@@ -482,7 +491,7 @@ func TestDeadLetters(t *testing.T) {
 	})
 	t.Run("max deliveries", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, fakeConfig{Faults: fakeFaults{Rate5xx: 1}})
+		b := setup(t, eiottest.Config{Faults: eiottest.Faults{Rate5xx: 1}})
 		cc := schemas.WorkerConsumerConfig(time.Second)
 		cc.MaxDeliver = 2
 		if _, err := b.js.UpdateConsumer(b.ctx, schemas.RequestStream, cc); err != nil {
@@ -509,7 +518,7 @@ func TestDeadLetters(t *testing.T) {
 	})
 	t.Run("max deliveries advisory", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, fakeConfig{})
+		b := setup(t, eiottest.Config{})
 		cc := schemas.WorkerConsumerConfig(time.Second)
 		cc.MaxDeliver = 1
 		if _, err := b.js.UpdateConsumer(b.ctx, schemas.RequestStream, cc); err != nil {
@@ -557,7 +566,7 @@ func TestDeadLetters(t *testing.T) {
 
 func TestRecoversFromDeletedConsumerAndServerRestart(t *testing.T) {
 	t.Parallel()
-	b := setup(t, fakeConfig{})
+	b := setup(t, eiottest.Config{})
 	w, stop := b.run(b.config())
 	b.publish(schemas.RequestSubject, []byte(iccid(1)), nil)
 	b.waitResults(1, 20*time.Second)
@@ -620,7 +629,7 @@ func TestConfigValidation(t *testing.T) {
 
 func TestVendorDownBreakerLimitsPulling(t *testing.T) {
 	t.Parallel()
-	b := setup(t, fakeConfig{Faults: fakeFaults{Rate5xx: 1}})
+	b := setup(t, eiottest.Config{Faults: eiottest.Faults{Rate5xx: 1}})
 	cfg := b.config()
 	cfg.Concurrency = 8
 	cfg.BreakerFailures = 5
@@ -640,7 +649,7 @@ func TestVendorDownBreakerLimitsPulling(t *testing.T) {
 		}
 		time.Sleep(25 * time.Millisecond) // sampling, not waiting for a condition
 	}
-	b.fake.SetFaults(fakeFaults{})
+	b.fake.SetFaults(eiottest.Faults{})
 	b.waitResults(30, 30*time.Second)
 	if breakerOpen() {
 		t.Errorf("breaker still open after the vendor recovered")
@@ -682,7 +691,7 @@ func TestProvisionConflictStopsRun(t *testing.T) {
 
 func TestMetricsExported(t *testing.T) {
 	t.Parallel()
-	b := setup(t, fakeConfig{})
+	b := setup(t, eiottest.Config{})
 	reg := prometheus.NewRegistry()
 	cfg := b.config()
 	cfg.Registerer = reg
@@ -710,5 +719,43 @@ func TestMetricsExported(t *testing.T) {
 	// A second worker in the same process shares the collectors.
 	if _, err := New(cfg); err != nil {
 		t.Errorf("second worker on one registry: %v", err)
+	}
+}
+
+func TestFullResultsStreamHoldsRequests(t *testing.T) {
+	t.Parallel()
+	b := setup(t, eiottest.Config{})
+	rc := schemas.ResultStreamConfig(testStreams)
+	rc.MaxBytes = 2000 // room for about one result
+	if _, err := b.js.UpdateStream(b.ctx, rc); err != nil {
+		t.Fatal(err)
+	}
+	cfg := b.config()
+	cfg.NoProvision = true // keep the tiny bound
+	want := map[string]bool{}
+	for i := range 5 {
+		id := fmt.Sprintf("full-%d", i)
+		want[id] = true
+		b.publishJSON(schemas.Request{ICCID: iccid(i), RequestID: id})
+	}
+	w, stop := b.run(cfg)
+	blocked := func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.resultsBlocked }
+	waitFor(t, 20*time.Second, "results blocked", blocked)
+	if n := streamMsgs(t, b.ctx, b.js, schemas.DLQStream); n != 0 {
+		t.Fatalf("%d dead letters for a full results stream", n)
+	}
+	if n := streamMsgs(t, b.ctx, b.js, schemas.RequestStream); n == 0 {
+		t.Fatalf("requests were acked without a stored result")
+	}
+	rc.MaxBytes = testStreams.ResultsMaxBytes
+	if _, err := b.js.UpdateStream(b.ctx, rc); err != nil {
+		t.Fatal(err)
+	}
+	b.waitResults(5, 30*time.Second)
+	waitFor(t, 20*time.Second, "requests acked", func() bool { return streamMsgs(t, b.ctx, b.js, schemas.RequestStream) == 0 })
+	_ = stop()
+	onePerRequest(t, b.results(), want)
+	if blocked() {
+		t.Errorf("still blocked")
 	}
 }
