@@ -7,8 +7,8 @@
 // # Contract and checks
 //
 // Only POST /api/v3/card/getCardsInfo is served (anything else: HTTP 404 or
-// 405 with a plain-text page, reason "route"). The body is JSON; the checks,
-// in order, and the answer to each failure (HTTP 200, data null):
+// 405 with a plain-text page, reason "route"). The body is JSON. Each failed
+// check is answered with HTTP 200, data null and one code per reason:
 //
 //	reason       code     message                        when
 //	bad_request  "10001"  parameter error: ...           body not a JSON object; timestamp or nonce missing or not an integer; a parameter that cannot be signed; iccid missing or empty
@@ -19,6 +19,10 @@
 //	replay       "10006"  repeated request               the same timestamp+nonce+iccid was accepted before (remembered until the timestamp is stale)
 //	not_found    "20001"  card not found                 Config.NotFound(iccid); by default ICCIDs ending in "404"
 //	(fault)      "10007"  system busy, try again later   injected vendor-code fault (Faults.VendorCode)
+//
+// The order is: body is a JSON object, appkey, timestamp and nonce are
+// integers, sign present and valid, timestamp fresh, nonce in range, iccid
+// present, not a replay, card known.
 //
 // The signature is checked over every body parameter except sign, decoded
 // with UseNumber so an integer is signed as the digits that were sent.
