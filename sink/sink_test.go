@@ -97,6 +97,31 @@ func (b *bundle) publish(t *testing.T, results []schemas.Result) {
 	}
 }
 
+// publishFast publishes on core NATS (the stream stores them all the same)
+// and waits until the stream holds them all.
+func (b *bundle) publishFast(t *testing.T, results []schemas.Result) {
+	t.Helper()
+	for _, r := range results {
+		data, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := nats.NewMsg(schemas.ResultSubject(r.Status, r.ICCID))
+		msg.Data = data
+		msg.Header.Set(jetstream.MsgIDHeader, schemas.ResultMsgID(r.RequestID))
+		if err := b.nc.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "stream holds every result", func() bool {
+		info, err := b.stream.Info(t.Context())
+		return err == nil && info.State.Msgs == uint64(len(results))
+	})
+}
+
 func results(from, n int) []schemas.Result {
 	out := make([]schemas.Result, n)
 	for i := range out {
