@@ -34,6 +34,7 @@ const (
 type cli struct {
 	globals
 
+	Demo    demoCmd    `cmd:"" help:"Run the whole system on one machine: embedded NATS, the fake vendor API, workers and sink."`
 	Worker  workerCmd  `cmd:"" help:"Consume lookup requests, call the vendor API under the rate limit, publish results."`
 	Sink    sinkCmd    `cmd:"" help:"Consume results and write Parquet files."`
 	Run     runCmd     `cmd:"" name:"run" help:"Worker and sink in one process."`
