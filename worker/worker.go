@@ -389,10 +389,17 @@ func (w *Worker) pullLoop(ctx, callCtx context.Context, handlers *sync.WaitGroup
 			if n == 0 {
 				return
 			}
+			// The pull ends early when ctx does: the server delivers to a
+			// pull request only while its reply subject has interest.
 			fw := w.fetchWait()
-			batch, err := cons.Fetch(n, jetstream.FetchMaxWait(fw), jetstream.FetchHeartbeat(fw/3))
+			fctx, cancelFetch := context.WithTimeout(ctx, fw)
+			batch, err := cons.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(fw/3))
 			if err != nil {
+				cancelFetch()
 				w.release(n)
+				if ctx.Err() != nil {
+					return
+				}
 				w.setState("reconnecting", fmt.Errorf("fetch: %w", err))
 				break
 			}
@@ -404,8 +411,12 @@ func (w *Worker) pullLoop(ctx, callCtx context.Context, handlers *sync.WaitGroup
 					w.handle(ctx, callCtx, msg)
 				})
 			}
+			cancelFetch()
 			w.release(n - got)
-			if err := batch.Error(); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				if errors.Is(err, jetstream.ErrNoHeartbeat) {
 					w.log.Warn("fetch: missed heartbeats; pulling again")
 					continue

@@ -44,7 +44,7 @@ func onePerRequest(t *testing.T, results []schemas.Result, want map[string]bool)
 	return byStatus
 }
 
-func TestThousandRequestsOneResultEachAndRateHeld(t *testing.T) {
+func TestThousandRequestsOneResultEach(t *testing.T) {
 	t.Parallel()
 	const n, r, burst = 1000, 400, 5
 	b := setup(t, eiottest.Config{NotFound: func(s string) bool { return strings.HasSuffix(s, "7") }})
@@ -74,9 +74,8 @@ func TestThousandRequestsOneResultEachAndRateHeld(t *testing.T) {
 	if int(st.OK+st.Failed+st.Invalid) != n {
 		t.Errorf("stats count %d results", st.OK+st.Failed+st.Invalid)
 	}
-	if fs := b.fake.Stats(); fs.MaxWindow > r+burst {
-		t.Errorf("vendor saw %d requests in one second, limit %d+%d", fs.MaxWindow, r, burst)
-	}
+	// The quota bound is asserted by TestRateLimitHeldWithRetries, at a rate
+	// where a loaded machine's arrival jitter (≪ 1/rate) cannot bunch calls.
 	if got := streamMsgs(t, b.ctx, b.js, schemas.RequestStream); got != 0 {
 		t.Errorf("%d requests left in the work queue", got)
 	}
