@@ -54,8 +54,11 @@
 // window before anyone can see its lease gone and raise: nothing it sent
 // shares a window with the others' raised rates. The others see the lease
 // gone within serverTTL + 500 ms + Renew ≤ LeaseTTL of the crash and raise.
-// A renewal whose CAS fails because the lease lapsed (expired or deleted)
-// rejoins from scratch.
+// A member whose lease lapsed (expired, deleted, the bucket deleted: its
+// CAS renewal fails or the lease is missing) rejoins from scratch and, for
+// one LeaseTTL, divides by at least its last view, since members whose
+// leases vanished with its own may not have noticed yet. A deleted bucket
+// is created again.
 //
 // Fallback. After its deadline a member that still cannot coordinate falls
 // back to FallbackRate (default m·Rate/(last view + 1), burst 1), logs it

@@ -458,6 +458,13 @@ func (f *Fleet) tick(ctx context.Context) error {
 		default:
 			f.log.WarnContext(ctx, "fleet lease lapsed; rejoining", "joined", f.joined)
 			f.rev, f.joined = 0, 0
+			// Members whose leases lapsed with ours (a deleted bucket) may
+			// still be sending: keep dividing by our last view for a lease.
+			hv := f.view
+			if now.Before(f.holdUntil) {
+				hv = max(hv, f.holdView)
+			}
+			f.holdView, f.holdUntil = hv, now.Add(f.cfg.LeaseTTL)
 			f.enter(now, modeJoining)
 		}
 	}
@@ -636,6 +643,9 @@ func (f *Fleet) snapshot(ctx context.Context) (snapshot, error) {
 // failed handles a tick that could not coordinate.
 func (f *Fleet) failed(ctx context.Context, err error) {
 	f.m.coordErrors.Inc()
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) {
+		f.kv, f.stream = nil, nil // deleted under us: create it again next tick
+	}
 	now := f.cfg.Now()
 	if !f.failing {
 		f.failing = true

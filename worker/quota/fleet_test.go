@@ -366,3 +366,35 @@ func TestSplitKeepsTheBound(t *testing.T) {
 		}
 	}
 }
+
+func TestFleetBucketDeleted(t *testing.T) {
+	t.Parallel()
+	const rate, burst = 60, 6
+	b := setup(t, rate, burst)
+	ms := []*member{b.start("a", false, 3), b.start("b", false, 3), b.start("c", false, 3)}
+	eventually(t, 10*time.Second, "three members admitted", steady(ms, 3, 20))
+	if err := b.js.DeleteKeyValue(t.Context(), "simlookup_quota"); err != nil {
+		t.Fatal(err)
+	}
+	// Every lease is gone at once; members recreate the bucket and rejoin
+	// without overshooting.
+	deleted := time.Now()
+	d := eventually(t, 15*time.Second, "members rejoin a recreated bucket", func() bool {
+		kv, err := b.js.KeyValue(t.Context(), "simlookup_quota")
+		if err != nil {
+			return false
+		}
+		keys, err := kv.Keys(t.Context())
+		if err != nil || len(keys) < 3 {
+			return false
+		}
+		return steady(ms, 3, 20)()
+	})
+	time.Sleep(3 * time.Second) // a measuring period, not a condition
+	if n := b.rec.count(deleted, time.Now()); float64(n) < 0.5*rate*time.Since(deleted).Seconds() {
+		t.Errorf("only %d sent in the %v after the deletion", n, time.Since(deleted))
+	}
+	t.Logf("bucket deleted: all three admitted again after %v", d.Round(time.Millisecond))
+	w := b.checkBound()
+	t.Logf("max 1s window %d (bound %d)", w, rate+burst)
+}
