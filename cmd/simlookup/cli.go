@@ -43,6 +43,7 @@ type cli struct {
 	FakeAPI fakeAPICmd `cmd:"" name:"fake-api" help:"Serve the vendor API simulator (signature checks, faults, quota)."`
 	Streams streamsCmd `cmd:"" help:"Create or update the streams, the worker consumer and the jobs bucket (idempotent)."`
 	Sign    signCmd    `cmd:"" help:"Print the vendor signature of key=value pairs."`
+	Bench   benchCmd   `cmd:"" help:"Measure throughput, quota accuracy and memory against embedded NATS and the fake vendor API."`
 	Version versionCmd `cmd:"" help:"Print version, commit and Go version."`
 }
 

@@ -47,7 +47,7 @@ func configReference(w io.Writer) error {
 
 	fmt.Fprint(w, "Every command:\n\n"+head)
 	for _, f := range k.Model.Flags {
-		if f.Name != "help" {
+		if f.Name != "help" && !f.Hidden {
 			fmt.Fprint(w, row(f))
 		}
 	}
@@ -93,7 +93,7 @@ func configReference(w io.Writer) error {
 		}
 		var own []*kong.Flag
 		for _, f := range n.Flags {
-			if f.Group == nil {
+			if f.Group == nil && !f.Hidden {
 				own = append(own, f)
 			}
 		}
