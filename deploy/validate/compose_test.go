@@ -2,15 +2,18 @@ package validate
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // loadCompose loads docker-compose.yml the way `docker compose` does
@@ -345,6 +348,61 @@ func checkArgs(t *testing.T, where string, args []string) {
 	for _, a := range args[1:] {
 		if f, _, _ := strings.Cut(a, "="); strings.HasPrefix(f, "--") && !strings.Contains(out, f) {
 			t.Errorf("%s: simlookup %s has no flag %s", where, args[0], f)
+		}
+	}
+}
+
+// TestComposeNATSConfig: deploy/compose/nats.conf is a valid nats-server
+// configuration with JetStream, fsync on every write and the ports the
+// compose file uses; a server started from it (on free ports and a
+// temporary store) is healthy as the compose healthcheck asks, and takes the
+// streams that the compose file's `streams` service provisions within its
+// max_file_store (run twice: provisioning is idempotent, as each worker does
+// it again with the same settings).
+func TestComposeNATSConfig(t *testing.T) {
+	root := repoRoot(t)
+	opts, err := natsserver.ProcessConfigFile(filepath.Join(root, "deploy", "compose", "nats.conf"))
+	if err != nil {
+		t.Fatalf("nats.conf: %v", err)
+	}
+	if !opts.JetStream || !opts.SyncAlways || opts.StoreDir != "/data/jetstream" || opts.Port != 4222 || opts.HTTPPort != 8222 || opts.JetStreamMaxStore <= 0 {
+		t.Errorf("nats.conf: jetstream %v sync always %v store %q port %d http %d max store %d", opts.JetStream, opts.SyncAlways, opts.StoreDir, opts.Port, opts.HTTPPort, opts.JetStreamMaxStore)
+	}
+	opts.StoreDir = t.TempDir()
+	opts.Host, opts.Port = "127.0.0.1", -1
+	opts.HTTPHost, opts.HTTPPort = "127.0.0.1", -1
+	opts.NoSigs, opts.NoLog = true, true
+	s, err := natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server from nats.conf did not start")
+	}
+	resp, err := http.Get("http://" + s.MonitorAddr().String() + "/healthz?js-enabled-only=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz?js-enabled-only=true: %s", resp.Status)
+	}
+
+	p := loadCompose(t, nil)
+	for _, name := range []string{"streams", "worker"} {
+		svc := service(t, p, name)
+		env := map[string]string{}
+		for k := range svc.Environment {
+			if strings.HasPrefix(k, "SIMLOOKUP_") {
+				env[k] = envValue(svc, k)
+			}
+		}
+		env["SIMLOOKUP_NATS_URL"] = s.ClientURL()
+		_, stderr, code := runCLIEnv(t, env, "streams")
+		if code != 0 {
+			t.Fatalf("simlookup streams with the %s service's environment against nats.conf exits %d:\n%s", name, code, stderr)
 		}
 	}
 }

@@ -120,11 +120,20 @@ func simlookupBinary(t testing.TB) string {
 // runCLI runs the simlookup binary with a clean environment.
 func runCLI(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runCLIEnv(t, nil, args...)
+}
+
+// runCLIEnv runs the simlookup binary with only env (plus PATH and HOME).
+func runCLIEnv(t testing.TB, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	bin := simlookupBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
