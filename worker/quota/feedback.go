@@ -3,6 +3,7 @@ package quota
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -91,11 +92,14 @@ type aimd struct {
 	lastLower    time.Time
 	lastRaise    time.Time
 	mult         float64
-	ceiling      float64 // Local only; a Fleet keeps it in the control key
+	ceiling      float64     // Local only; a Fleet keeps it in the control key
+	full         atomic.Bool // mult >= 1: nothing to raise
 }
 
 func newAIMD(cfg Feedback, _ time.Time) *aimd {
-	return &aimd{cfg: cfg, throttles: make([]time.Time, cfg.Threshold), mult: 1, ceiling: 1}
+	a := &aimd{cfg: cfg, throttles: make([]time.Time, cfg.Threshold), mult: 1, ceiling: 1}
+	a.full.Store(true)
+	return a
 }
 
 type verdict int
@@ -124,8 +128,8 @@ func (a *aimd) throttled(now time.Time) verdict {
 
 // succeeded records an accepted call and says whether the multiplier may rise.
 func (a *aimd) succeeded(now time.Time) verdict {
-	if a.cfg.Disabled {
-		return hold
+	if a.cfg.Disabled || a.full.Load() {
+		return hold // the common case, without the lock
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -193,6 +197,7 @@ func (a *aimd) changed(now time.Time, m float64, lowered bool) {
 		return
 	}
 	a.mult = m
+	a.full.Store(m >= 1)
 	a.lastChange = now
 	if lowered {
 		clear(a.throttles)
