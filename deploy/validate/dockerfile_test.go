@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"go/ast"
+	goparser "go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -65,6 +69,14 @@ func TestDockerfile(t *testing.T) {
 					cgoOff = true
 				}
 			}
+		case *instructions.ArgCommand:
+			for _, a := range c.Args {
+				if strings.HasPrefix(a.Key, "TARGET") || strings.HasPrefix(a.Key, "BUILD") {
+					if a.Value != nil {
+						t.Errorf("ARG %s=%s: a default overrides the platform BuildKit sets (cross builds would be wrong)", a.Key, *a.Value)
+					}
+				}
+			}
 		case *instructions.RunCommand:
 			line := strings.Join(c.CmdLine, " ")
 			if strings.Contains(line, "CGO_ENABLED=0") {
@@ -80,6 +92,7 @@ func TestDockerfile(t *testing.T) {
 			}
 		}
 	}
+	checkLinkerVars(t, build)
 	if !cgoOff || !goBuild {
 		t.Errorf("build stage: CGO_ENABLED=0 %v, go build %v", cgoOff, goBuild)
 	}
@@ -189,4 +202,58 @@ func TestDockerignore(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Errorf("in the build context .dockerignore leaves, go list ./cmd/simlookup fails: %v\n%s", err, out)
 	}
+}
+
+// checkLinkerVars: every -X pkg.Var=... of the go build line names a
+// package-level string variable that exists (the linker ignores unknown ones).
+func checkLinkerVars(t *testing.T, build instructions.Stage) {
+	t.Helper()
+	re := regexp.MustCompile(`-X (github\.com/simlookup/simlookup/[^ ."]+)\.([A-Za-z_][A-Za-z0-9_]*)=`)
+	var found int
+	for _, c := range build.Commands {
+		rc, ok := c.(*instructions.RunCommand)
+		if !ok {
+			continue
+		}
+		for _, m := range re.FindAllStringSubmatch(strings.Join(rc.CmdLine, " "), -1) {
+			found++
+			dir := filepath.Join(repoRoot(t), strings.TrimPrefix(m[1], "github.com/simlookup/simlookup/"))
+			if !packageHasStringVar(t, dir, m[2]) {
+				t.Errorf("-X %s.%s: package %s declares no string variable %s", m[1], m[2], m[1], m[2])
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("the go build line sets no -X variable")
+	}
+}
+
+func packageHasStringVar(t *testing.T, dir, name string) bool {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := goparser.ParseFile(token.NewFileSet(), f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.VAR {
+				continue
+			}
+			for _, sp := range gd.Specs {
+				vs := sp.(*ast.ValueSpec)
+				for _, n := range vs.Names {
+					if n.Name == name {
+						id, ok := vs.Type.(*ast.Ident)
+						return (ok && id.Name == "string") || (vs.Type == nil && len(vs.Values) > 0)
+					}
+				}
+			}
+		}
+	}
+	return false
 }
