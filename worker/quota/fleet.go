@@ -460,18 +460,14 @@ func (f *Fleet) tick(ctx context.Context) error {
 			f.rev, f.joined = 0, 0
 			// Members whose leases lapsed with ours (a deleted bucket) may
 			// still be sending: keep dividing by our last view for a lease.
-			hv := f.view
-			if now.Before(f.holdUntil) {
-				hv = max(hv, f.holdView)
-			}
-			f.holdView, f.holdUntil = hv, now.Add(f.cfg.LeaseTTL)
+			f.hold(now)
 			f.enter(now, modeJoining)
 		}
 	}
 	if wasFallback {
 		// Coordinating again. Stay at no more than the view we left with
 		// for a lease time: members still falling back cannot be seen.
-		f.holdView, f.holdUntil = f.view, now.Add(f.cfg.LeaseTTL)
+		f.hold(now)
 		f.m.fallback.Set(0)
 		if f.mode == modeFallback {
 			f.enter(now, modeAdmitted)
@@ -521,6 +517,16 @@ func (f *Fleet) tick(ctx context.Context) error {
 	}
 	f.publishGate()
 	return nil
+}
+
+// hold keeps dividing by at least the current view (or a hold still in
+// force) for one LeaseTTL from now.
+func (f *Fleet) hold(now time.Time) {
+	hv := f.view
+	if now.Before(f.holdUntil) {
+		hv = max(hv, f.holdView)
+	}
+	f.holdView, f.holdUntil = hv, now.Add(f.cfg.LeaseTTL)
 }
 
 // renew writes our lease with the server-side TTL: a CAS on our last
