@@ -758,3 +758,30 @@ func TestFullResultsStreamHoldsRequests(t *testing.T) {
 		t.Errorf("still blocked")
 	}
 }
+
+func TestReloadSecretProbesAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, eiottest.Config{})
+	dir := t.TempDir()
+	secretFile := writeFile(t, dir, "secret", "wrong-secret")
+	cfg := b.config()
+	cfg.Client = b.newClient(sign.NewSecret("wrong-secret"), 0)
+	cfg.SecretFile = secretFile
+	cfg.Concurrency = 1
+	cfg.ProbeInitial, cfg.ProbeMax = 10*time.Minute, 10*time.Minute // only ReloadSecret can cut the wait short
+	b.publishJSON(schemas.Request{ICCID: iccid(1), RequestID: "hup"})
+	w, stop := b.run(cfg)
+	waitFor(t, 20*time.Second, "the worker to pause", w.Paused)
+	writeFile(t, dir, "secret", testSecret)
+	if err := w.ReloadSecret(); err != nil {
+		t.Fatal(err)
+	}
+	b.waitResults(1, 20*time.Second)
+	if w.Paused() {
+		t.Error("still paused")
+	}
+	_ = stop()
+	if r := b.results()[0]; r.Status != schemas.StatusOK || r.RequestID != "hup" || r.Attempts != 2 {
+		t.Errorf("result %s %s attempts %d", r.RequestID, r.Status, r.Attempts)
+	}
+}
