@@ -18,7 +18,7 @@ type benchCmd struct {
 	BacklogCount    int           `name:"backlog-count" default:"1000000" placeholder:"N" env:"-" help:"Requests queued for the backlog run."`
 	BacklogDuration time.Duration `name:"backlog-duration" default:"60s" placeholder:"DURATION" env:"-" help:"How long the backlog is worked."`
 	WorkDir         string        `name:"work-dir" type:"path" placeholder:"DIR" env:"-" help:"Keep logs, the NATS store and the Parquet output here (default a temporary folder, removed unless the run fails)."`
-	Skip            []string      `placeholder:"PHASE,..." env:"-" help:"Phases to leave out: e2e, ceilings, quota, latency."`
+	Skip            []string      `placeholder:"PHASE" env:"-" help:"Phases to leave out: e2e, ceilings, quota, latency."`
 	Exe             string        `type:"path" placeholder:"FILE" env:"-" hidden:"" help:"The simlookup binary to run as worker and sink (default this one)."`
 }
 

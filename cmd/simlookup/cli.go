@@ -167,11 +167,17 @@ func newParser(model *cli, getenv func(string) string, stdout, stderr io.Writer)
 		kong.Resolvers(resolver),
 		kong.ValueFormatter(func(v *kong.Value) string {
 			help := v.Help
-			name, ok := envs[v]
-			if !ok {
+			var extra []string
+			if v.HasDefault && v.Default != "" && !(v.IsBool() && v.Default == "false") {
+				extra = append(extra, "default "+v.Default)
+			}
+			if name, ok := envs[v]; ok {
+				extra = append(extra, "$"+name)
+			}
+			if len(extra) == 0 {
 				return help
 			}
-			suffix := "($" + name + ")"
+			suffix := "(" + strings.Join(extra, "; ") + ")"
 			if strings.HasSuffix(help, ".") {
 				return help[:len(help)-1] + " " + suffix + "."
 			}

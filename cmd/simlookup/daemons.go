@@ -31,8 +31,8 @@ type apiFlags struct {
 	secretFlags    `embed:""`
 	APITimeout     time.Duration `name:"api-timeout" default:"10s" placeholder:"DURATION" group:"Vendor API" help:"Timeout of one vendor call."`
 	VendorZone     string        `name:"vendor-zone" default:"Asia/Shanghai" placeholder:"ZONE" group:"Vendor API" help:"Time zone of the vendor's dates."`
-	RetryableCodes []string      `name:"retryable-codes" default:"10007" placeholder:"CODE,..." group:"Vendor API" help:"Vendor codes retried with backoff."`
-	SystemicCodes  []string      `name:"systemic-codes" default:"10002,10003,10004,10005" placeholder:"CODE,..." group:"Vendor API" help:"Vendor codes that pause every worker (credentials, signature, clock refused)."`
+	RetryableCodes []string      `name:"retryable-codes" default:"10007" placeholder:"CODE" group:"Vendor API" help:"Vendor codes retried with backoff."`
+	SystemicCodes  []string      `name:"systemic-codes" default:"10002,10003,10004,10005" placeholder:"CODE" group:"Vendor API" help:"Vendor codes that pause every worker (credentials, signature, clock refused)."`
 	ReplayCode     string        `name:"replay-code" default:"10006" placeholder:"CODE" group:"Vendor API" help:"Vendor code for a replayed nonce: retried at once with a fresh signature."`
 }
 
@@ -200,7 +200,7 @@ func (f *workerFlags) limiter(js jetstream.JetStream, appkey string, replicas in
 		Burst:      f.Burst,
 		LeaseTTL:   f.LeaseTTL,
 		Replicas:   replicas,
-		Logger:     log.With("component", "quota"),
+		Logger:     log,
 		Registerer: reg,
 	})
 	if err != nil {
@@ -282,7 +282,7 @@ func newWorker(a *app, js jetstream.JetStream, api *apiFlags, wf *workerFlags, s
 		ShutdownTimeout: wf.ShutdownTimeout,
 		SecretFile:      api.SecretFile,
 		Name:            wf.WorkerName,
-		Logger:          log.With("component", "worker"),
+		Logger:          log,
 		Registerer:      reg,
 	})
 	if err != nil {
@@ -345,7 +345,7 @@ func (c *workerCmd) run(a *app) error {
 	if err := c.validate(a); err != nil {
 		return err
 	}
-	client, err := c.apiFlags.client(a, a.log.With("component", "eiot"))
+	client, err := c.apiFlags.client(a, a.log)
 	if err != nil {
 		return err
 	}
@@ -506,7 +506,7 @@ func (c *runCmd) run(a *app) error {
 	if err := checkAddr("http-addr", c.HTTPAddr); err != nil {
 		return err
 	}
-	client, err := c.apiFlags.client(a, a.log.With("component", "eiot"))
+	client, err := c.apiFlags.client(a, a.log)
 	if err != nil {
 		return err
 	}

@@ -198,7 +198,7 @@ func (c *demoCmd) run(a *app) error {
 	var sb [16]byte
 	_, _ = rand.Read(sb[:])
 	secret := sign.NewSecret(hex.EncodeToString(sb[:]))
-	fcfg := eiottest.Config{AppKey: appkey, Secret: secret, Logger: complog.With("component", "fake-api")}
+	fcfg := eiottest.Config{AppKey: appkey, Secret: secret, Logger: complog}
 	if c.Faults {
 		fcfg.Faults = eiottest.Faults{
 			Latency: 5 * time.Millisecond, Jitter: 20 * time.Millisecond,

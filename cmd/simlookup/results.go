@@ -299,7 +299,7 @@ func newResultPrinter(w io.Writer, format string) *resultPrinter {
 	return &resultPrinter{w: w, table: format == "table"}
 }
 
-const tableRow = "%-20s  %-7s  %-22s  %-12s  %8s  %-24s  %s\n"
+const tableRow = "%-19s  %-7s  %-22s  %-22s  %8s  %-24s  %s\n"
 
 func (p *resultPrinter) print(r *schemas.Result, raw []byte) error {
 	if !p.table {
@@ -331,7 +331,7 @@ func (p *resultPrinter) print(r *schemas.Result, raw []byte) error {
 	if iccid == "" {
 		iccid = "-"
 	}
-	_, err := fmt.Fprintf(p.w, tableRow, r.CompletedAt.UTC().Format(time.DateTime), r.Status, iccid, truncate(cardStatus, 12),
+	_, err := fmt.Fprintf(p.w, tableRow, r.CompletedAt.UTC().Format(time.DateTime), r.Status, iccid, truncate(cardStatus, 22),
 		fmt.Sprint(r.Attempts), truncate(r.RequestID, 24), truncate(detail, 80))
 	return err
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/simlookup/simlookup/schemas"
 )
 
@@ -166,7 +168,7 @@ func (c *streamsCmd) run(a *app) error {
 		if errors.Is(err, schemas.ErrConflict) {
 			return fmt.Errorf("provisioning stopped at a conflict (nothing was overwritten):\n%w", err)
 		}
-		return fmt.Errorf("provision: %w", err)
+		return fmt.Errorf("provision: %w%s", err, storageHint(err))
 	}
 	for _, l := range dryRunLines(c.options(), c.AckWait) {
 		what := l.Kind + " " + l.Name
@@ -176,4 +178,22 @@ func (c *streamsCmd) run(a *app) error {
 		fmt.Fprintf(a.stdout, "ok  %s\n", what)
 	}
 	return nil
+}
+
+// jsErrInsufficientResources is nats-server's JSInsufficientResourcesErr
+// ("insufficient storage resources available"); nats.go has no name for it.
+const jsErrInsufficientResources jetstream.ErrorCode = 10047
+
+// storageHint explains JetStream's "insufficient storage resources": the
+// stream bounds are reserved up front, and the defaults (10 GiB + 50 GiB) can
+// exceed what a server on a small disk may reserve.
+func storageHint(err error) string {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrInsufficientResources {
+		return "\nThe NATS server cannot reserve the streams' --requests-max-bytes and --results-max-bytes " +
+			"(defaults 10GiB and 50GiB). Give smaller bounds to every simlookup command that provisions " +
+			"(e.g. SIMLOOKUP_REQUESTS_MAX_BYTES=1GiB SIMLOOKUP_RESULTS_MAX_BYTES=5GiB), " +
+			"or raise the server's jetstream max_file_store."
+	}
+	return ""
 }

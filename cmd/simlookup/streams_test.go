@@ -144,3 +144,17 @@ func TestStreamsRefusals(t *testing.T) {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 }
+
+func TestStreamsExplainsInsufficientStorage(t *testing.T) {
+	t.Parallel()
+	srv, err := natstest.Start(natstest.Options{MaxStore: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	r := runCLI(t, "streams", "--nats-url", srv.URL())
+	wantCode(t, r, exitRuntime)
+	if !strings.Contains(r.stderr, "SIMLOOKUP_RESULTS_MAX_BYTES") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+}
