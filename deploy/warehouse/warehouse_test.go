@@ -172,6 +172,7 @@ func TestDuckDBReadsSinkOutput(t *testing.T) {
 			t.Errorf("column %s is %q, want %s", col, types[col], want)
 		}
 	}
+	checkAthenaColumns(t, types)
 	for _, c := range []string{"dt", "hour"} { // partition keys are not inside the files
 		var inFile int
 		one(t, db, fmt.Sprintf("SELECT count(*) FROM (DESCRIBE SELECT * FROM read_parquet('%s', hive_partitioning = false)) WHERE column_name = '%s'", glob, c), &inFile)
@@ -242,5 +243,39 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkAthenaColumns: the hand-written column list of sql/athena.sql is the
+// files' columns, with matching types.
+func checkAthenaColumns(t *testing.T, duck map[string]string) {
+	t.Helper()
+	b, err := os.ReadFile("sql/athena.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	start := strings.Index(text, "simlookup_results_files (\n")
+	end := strings.Index(text, "\n)\nPARTITIONED BY")
+	if start < 0 || end < start {
+		t.Fatal("athena.sql: column list not found")
+	}
+	want := map[string]string{"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "int", "DOUBLE": "double",
+		"BOOLEAN": "boolean", "TIMESTAMP WITH TIME ZONE": "timestamp"}
+	seen := 0
+	for _, line := range strings.Split(text[start:end], "\n")[1:] {
+		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ","))
+		if len(f) != 2 {
+			t.Errorf("athena.sql: odd line %q", line)
+			continue
+		}
+		name := strings.Trim(f[0], "`")
+		seen++
+		if got, ok := duck[name]; !ok || want[got] != f[1] {
+			t.Errorf("athena.sql: %s %s, but the files have %q", name, f[1], got)
+		}
+	}
+	if seen != len(duck)-2 { // all but dt and hour
+		t.Errorf("athena.sql lists %d columns, the files have %d", seen, len(duck)-2)
 	}
 }

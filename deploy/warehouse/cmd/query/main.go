@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
@@ -100,12 +101,28 @@ func firstLine(s string) string {
 }
 
 func printQuery(ctx context.Context, db *sql.DB, stmt string, w io.Writer) error {
+	verb := strings.ToUpper(strings.Fields(firstLine(stmt) + " x")[0])
+	switch verb {
+	case "SELECT", "WITH", "FROM", "DESCRIBE", "SHOW", "SUMMARIZE", "PRAGMA", "VALUES", "TABLE":
+	default:
+		res, err := db.ExecContext(ctx, stmt)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		fmt.Fprintf(w, "-- %s: ok (%d rows)\n\n", firstLine(stmt), n)
+		return nil
+	}
 	rows, err := db.QueryContext(ctx, stmt)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	types, err := rows.ColumnTypes()
 	if err != nil {
 		return err
 	}
@@ -122,7 +139,9 @@ func printQuery(ctx context.Context, db *sql.DB, stmt string, w io.Writer) error
 		}
 		cells := make([]string, len(cols))
 		for i, v := range vals {
-			if v == nil {
+			if t, ok := v.(time.Time); ok && types[i].DatabaseTypeName() == "DATE" {
+				cells[i] = t.Format(time.DateOnly)
+			} else if v == nil {
 				cells[i] = "NULL"
 			} else {
 				cells[i] = fmt.Sprint(v)
