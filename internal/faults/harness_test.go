@@ -24,6 +24,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// suiteDir holds every scenario's folder (logs, NATS store, Parquet output)
+// until the end of the run, so the security check can read all logs.
+var suiteDir string
+
 // binDir holds the binaries, built once per run (without -race: the suite
 // kills and restarts processes many times and wants them quick).
 var binDir string
@@ -79,9 +83,15 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	suiteDir = filepath.Join(dir, "scenarios")
+	_ = os.MkdirAll(suiteDir, 0o755)
 	code := m.Run()
 	printSummary(os.Stdout)
-	os.RemoveAll(dir)
+	if code != 0 && os.Getenv("SIMLOOKUP_FAULTS_KEEP") != "" {
+		fmt.Printf("faults: logs kept in %s\n", suiteDir)
+	} else {
+		os.RemoveAll(dir)
+	}
 	os.Exit(code)
 }
 
@@ -101,7 +111,15 @@ type reportCounts struct {
 
 var summary struct {
 	sync.Mutex
-	rows []summaryRow
+	rows  []summaryRow
+	notes []string
+}
+
+// summaryNote adds a line printed under the table.
+func summaryNote(s string) {
+	summary.Lock()
+	defer summary.Unlock()
+	summary.notes = append(summary.notes, s)
 }
 
 func addSummary(r summaryRow) {
@@ -131,11 +149,15 @@ func summaryTable() string {
 func printSummary(w io.Writer) {
 	summary.Lock()
 	n := len(summary.rows)
+	notes := append([]string(nil), summary.notes...)
 	summary.Unlock()
 	if n == 0 {
 		return
 	}
 	t := summaryTable()
+	for _, note := range notes {
+		t += "\n" + note + "\n"
+	}
 	fmt.Fprintf(w, "\nFault-injection summary (%s, %d cores, %s):\n\n%s\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version(), t)
 	if path := os.Getenv("SIMLOOKUP_FAULTS_TABLE"); path != "" {
 		if err := os.WriteFile(path, []byte(t), 0o644); err != nil {
