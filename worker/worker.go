@@ -46,7 +46,8 @@ type Worker struct {
 	mu             sync.Mutex
 	state          string // starting, provisioning, waiting, consuming, reconnecting, stopped
 	stateErr       error
-	inflight       int // requests pulled or being pulled and not finished
+	inflight       int // slots reserved: requests being worked on plus those a pull may still deliver
+	active         int // requests being worked on
 	paused         bool
 	pauseReason    string
 	pauseSince     time.Time
@@ -117,7 +118,8 @@ type Stats struct {
 	Duplicates, ReusedIDs int64
 	// DeadLetters written; HandedBack counts delayed redeliveries asked for.
 	DeadLetters, HandedBack int64
-	// InFlight is the requests being worked on now.
+	// InFlight is the requests being worked on now (pulled, not yet acked
+	// or handed back).
 	InFlight int
 	// Paused reports a systemic pause.
 	Paused bool
@@ -126,7 +128,7 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (w *Worker) Stats() Stats {
 	w.mu.Lock()
-	inflight, paused := w.inflight, w.paused
+	inflight, paused := w.active, w.paused
 	w.mu.Unlock()
 	s := &w.stats
 	return Stats{
@@ -186,7 +188,8 @@ func (w *Worker) notify() {
 // Run consumes requests until ctx ends. Then it stops pulling, lets vendor
 // calls in flight finish and publish within ShutdownTimeout, hands every
 // other request back for immediate redelivery, and returns nil. It returns an
-// error only for what a restart cannot fix: a provisioning conflict.
+// error only for what a restart cannot fix: a provisioning conflict. Run
+// must be called once per Worker.
 func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker starting", "concurrency", w.cfg.Concurrency, "rate", w.cfg.Rate, "burst", w.cfg.Burst,
 		"custom_limiter", w.cfg.Limiter != nil, "no_provision", w.cfg.NoProvision)
@@ -300,7 +303,7 @@ func (w *Worker) noteConsumer(info *jetstream.ConsumerInfo) {
 // watchConsumer polls the consumer's info for the metrics and for the
 // AckWait the in-progress cadence follows.
 func (w *Worker) watchConsumer(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		select {
@@ -335,7 +338,6 @@ func (w *Worker) allowance(ctx context.Context) int {
 		}
 		if n > 0 {
 			w.inflight += n
-			w.m.inflight.Set(float64(w.inflight))
 			w.mu.Unlock()
 			return n
 		}
@@ -355,9 +357,16 @@ func (w *Worker) release(n int) {
 	}
 	w.mu.Lock()
 	w.inflight -= n
-	w.m.inflight.Set(float64(w.inflight))
 	w.mu.Unlock()
 	w.notify()
+}
+
+// working counts a request being worked on (+1) or finished (-1).
+func (w *Worker) working(d int) {
+	w.mu.Lock()
+	w.active += d
+	w.m.inflight.Set(float64(w.active))
+	w.mu.Unlock()
 }
 
 func (w *Worker) fetchWait() time.Duration {
@@ -406,8 +415,10 @@ func (w *Worker) pullLoop(ctx, callCtx context.Context, handlers *sync.WaitGroup
 			got := 0
 			for msg := range batch.Messages() {
 				got++
+				w.working(1)
 				handlers.Go(func() {
 					defer w.release(1)
+					defer w.working(-1)
 					w.handle(ctx, callCtx, msg)
 				})
 			}
