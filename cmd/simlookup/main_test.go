@@ -8,20 +8,16 @@ import (
 	"testing"
 )
 
-// envBeMain makes the test binary behave as the simlookup binary, so that
-// tests of commands that start simlookup subprocesses (bench) can use it.
-const envBeMain = "SIMLOOKUP_TEST_BE_MAIN"
-
+// TestMain lets the test binary stand in for the simlookup binary: run with
+// a subcommand as its first argument (as bench runs its worker and sink
+// processes: "<test binary> worker --nats-url ..."), it is simlookup. Test
+// runs, fuzz workers and the like get -test.* flags instead.
 func TestMain(m *testing.M) {
-	if os.Getenv(envBeMain) == "1" {
+	if len(os.Args) > 1 && (os.Args[1] == "worker" || os.Args[1] == "sink") {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
-	}
-	// subprocesses started by the tests inherit this
-	if err := os.Setenv(envBeMain, "1"); err != nil {
-		panic(err)
 	}
 	os.Exit(m.Run())
 }
