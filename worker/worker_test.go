@@ -785,3 +785,42 @@ func TestReloadSecretProbesAtOnce(t *testing.T) {
 		t.Errorf("result %s %s attempts %d", r.RequestID, r.Status, r.Attempts)
 	}
 }
+
+func TestNoProvisionWaitsForTheConsumer(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake, url := eiottest.Start(t, eiottest.Config{AppKey: testAppKey, Secret: sign.NewSecret(testSecret)})
+	client, err := eiot.New(fake.ClientConfig(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bundle{t: t, ctx: t.Context(), js: js, nc: nc, fake: fake, url: url, client: client}
+	cfg := b.config()
+	cfg.NoProvision = true
+	w, stop := b.run(cfg)
+	waitFor(t, 10*time.Second, "the worker to say it waits", func() bool {
+		err := w.Ready()
+		return errors.Is(err, ErrNotConsuming) && strings.Contains(err.Error(), "no-provision")
+	})
+	if _, err := js.Stream(t.Context(), schemas.RequestStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("the worker created the stream: %v", err)
+	}
+	if err := schemas.Provision(t.Context(), js, testStreams, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b.publish(schemas.RequestSubject, []byte(iccid(9)), nil)
+	b.waitResults(1, 30*time.Second)
+	if err := w.Ready(); err != nil {
+		t.Errorf("Ready = %v", err)
+	}
+	_ = stop()
+}
