@@ -262,9 +262,14 @@ func (w *Worker) lookup(ctx, callCtx context.Context, j *job) (outcome, time.Dur
 			}
 			continue
 		}
+		if e.RetryAfter > w.cfg.RetryMax {
+			// The vendor asks for a longer pause than a retry within this
+			// delivery may wait: hand the request back instead of holding it.
+			return w.budgetSpent(j, e.RetryAfter)
+		}
 		d := b.NextBackOff()
 		if d == backoff.Stop {
-			return w.budgetSpent(j)
+			return w.budgetSpent(j, 0)
 		}
 		d = max(d, e.RetryAfter)
 		if !sleep(ctx, d) {
@@ -276,18 +281,19 @@ func (w *Worker) lookup(ctx, callCtx context.Context, j *job) (outcome, time.Dur
 // wait waits on the limiter and records the wait.
 func (w *Worker) wait(ctx context.Context) error {
 	t0 := time.Now()
-	err := w.lim.Wait(ctx)
-	w.m.limiterWait.Observe(time.Since(t0).Seconds())
-	if err != nil && ctx.Err() == nil {
+	defer func() { w.m.limiterWait.Observe(time.Since(t0).Seconds()) }()
+	for {
+		err := w.lim.Wait(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
 		// A limiter that fails for another reason (e.g. the fleet limiter
-		// cannot reach its store) is waited out, never skipped.
+		// cannot reach NATS) is waited out, never skipped.
 		w.log.Warn("rate limiter failed; waiting before trying again", "err", err)
 		if !sleep(ctx, time.Second) {
 			return ctx.Err()
 		}
-		return w.wait(ctx)
 	}
-	return err
 }
 
 // accepted records a call the vendor answered (not a transport failure).
@@ -325,13 +331,15 @@ func (w *Worker) vendorFailed() {
 }
 
 // budgetSpent decides after the retries of one delivery failed: hand back
-// with a delay while the request is young enough, else give up.
-func (w *Worker) budgetSpent(j *job) (outcome, time.Duration) {
+// with a delay (RedeliveryDelay doubling per delivery up to RedeliveryMax,
+// and never under atLeast, a long Retry-After) while the request is young
+// enough, else give up.
+func (w *Worker) budgetSpent(j *job, atLeast time.Duration) (outcome, time.Duration) {
 	delay := w.cfg.RedeliveryDelay
 	for i := uint64(1); i < j.deliveries && delay < w.cfg.RedeliveryMax; i++ {
 		delay *= 2
 	}
-	delay = min(delay, w.cfg.RedeliveryMax)
+	delay = max(min(delay, w.cfg.RedeliveryMax), atLeast)
 	age := w.cfg.Now().Sub(j.meta.Timestamp)
 	if age+delay < w.cfg.GiveUpAfter {
 		w.log.Info("retries of this delivery spent; handing the request back", "request_id", j.requestID,

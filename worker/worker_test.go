@@ -255,7 +255,10 @@ func TestFaultOutcomes(t *testing.T) {
 				if len(lim.throttled) == 0 || lim.throttled[0] != time.Second {
 					t.Errorf("limiter told of throttling %v, want [1s ...]", lim.throttled)
 				}
-			}, nil},
+				if r.Deliveries != 1 {
+					t.Errorf("retried in %d deliveries, want within the first", r.Deliveries)
+				}
+			}, func(c *Config) { c.RetryMax = 2 * time.Second }},
 		{"hang", eiottest.Faults{RateHang: 1, Hang: 10 * time.Second}, true, okAfterRetry, nil},
 		{"malformed", eiottest.Faults{RateMalformed: 1}, true, okAfterRetry, nil},
 		{"reset", eiottest.Faults{RateReset: 1}, true, okAfterRetry, nil},
@@ -823,4 +826,22 @@ func TestNoProvisionWaitsForTheConsumer(t *testing.T) {
 		t.Errorf("Ready = %v", err)
 	}
 	_ = stop()
+}
+
+func TestLongRetryAfterHandsBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, eiottest.Config{Faults: eiottest.Faults{Rate429: 1, RetryAfter: 2 * time.Second}})
+	cfg := b.config() // RetryMax 200ms: a 2s Retry-After is not waited out in the delivery
+	b.publishJSON(schemas.Request{ICCID: iccid(3), RequestID: "patience"})
+	w, stop := b.run(cfg)
+	waitFor(t, 20*time.Second, "the request handed back", func() bool { return w.Stats().HandedBack >= 1 })
+	if total := b.fake.Stats().Total; total != 1 {
+		t.Errorf("%d vendor calls before the Retry-After passed", total)
+	}
+	b.fake.SetFaults(eiottest.Faults{})
+	b.waitResults(1, 20*time.Second)
+	_ = stop()
+	if r := b.results()[0]; r.Status != schemas.StatusOK || r.Deliveries != 2 || r.Attempts != 2 {
+		t.Errorf("result %s deliveries %d attempts %d", r.Status, r.Deliveries, r.Attempts)
+	}
 }
