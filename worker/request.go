@@ -117,10 +117,7 @@ type jsonRequest struct {
 
 func parseJSON(body []byte) (Parsed, error) {
 	var jr jsonRequest
-	if !json.Valid(body) {
-		var v any
-		return Parsed{}, invalid(ReasonBadJSON, "JSON: %s", jsonErrText(json.Unmarshal(body, &v)))
-	}
+	// Unmarshal checks the whole body (trailing data included) before decoding.
 	if err := json.Unmarshal(body, &jr); err != nil {
 		return Parsed{}, invalid(ReasonBadJSON, "JSON: %s", jsonErrText(err))
 	}
