@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -314,5 +315,43 @@ func TestFakeAPIRefusals(t *testing.T) {
 				t.Fatalf("stderr %q does not mention %q", r.stderr, tt.want)
 			}
 		})
+	}
+}
+
+func TestWorkerPausesOnRefusedSecretAndResumesAfterSIGHUP(t *testing.T) {
+	t.Parallel()
+	srv, _ := provisioned(t)
+	fake, apiURL := eiottest.Start(t, eiottest.Config{})
+	secretFile := writeFile(t, "secret", "wrong-secret")
+	addr := freeAddr(t)
+	stop := background(t, cmdRun{}, "worker", "--nats-url", srv.URL(), "--api-url", apiURL,
+		"--appkey", eiottest.TestAppKey, "--secret-file", secretFile, "--limiter", "local", "--rate", "0",
+		"--http-addr", addr, "--requests-max-bytes", "64MiB", "--results-max-bytes", "64MiB")
+	wantCode(t, runCLI(t, append([]string{"publish", "--nats-url", srv.URL(), "--job-id", "p"}, iccids(5)...)...), exitOK)
+	eventually(t, "/readyz says paused", func() bool {
+		code, body := httpGet("http://" + addr + "/readyz")
+		return code == 503 && strings.Contains(body, "paus")
+	})
+	if fake.Stats().Refused[eiottest.ReasonSign] == 0 {
+		t.Fatal("the fake refused no signature")
+	}
+	// no failed results while paused
+	r := runCLI(t, "results", "--nats-url", srv.URL(), "--status", "failed")
+	wantCode(t, r, exitOK)
+	if r.stdout != "" {
+		t.Fatalf("failed results while paused:\n%s", r.stdout)
+	}
+	if err := os.WriteFile(secretFile, []byte(eiottest.TestSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil { // the worker has SIGHUP registered
+		t.Fatal(err)
+	}
+	// resumed (the requests handed back while paused come back after their delay)
+	eventually(t, "/readyz ready again", func() bool { code, _ := httpGet("http://" + addr + "/readyz"); return code == 200 })
+	res := stop()
+	wantCode(t, res, exitOK)
+	if !strings.Contains(res.stderr, "SIGHUP") || strings.Contains(res.stderr, eiottest.TestSecret) || strings.Contains(res.stderr, "wrong-secret") {
+		t.Fatalf("worker log:\n%s", res.stderr)
 	}
 }
