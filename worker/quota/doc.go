@@ -23,12 +23,12 @@
 //     whose last sequence becomes "seen", so every lease written at or
 //     before "seen" and still live is in the list) and each lease's value;
 //  2. applies the view v = live leases (itself included) to its bucket:
-//     burst b = max(1, Burst/v) requests (fractional: buckets count in
-//     thousandths of a request, so a late wake-up loses no tokens) and rate
-//     min(m·Rate/v, (Rate+Burst)/v − b), where m is the fleet multiplier.
-//     Each member's rate + burst ≤ (Rate+Burst)/v, so over any v members
-//     with that view Σ rate ≤ m·Rate and Σ (rate + burst) ≤ Rate + Burst,
-//     which bounds every 1-second window;
+//     rate r = min(m·Rate/v, (Rate+Burst)/v − 1), where m is the fleet
+//     multiplier, and a bucket of b = min(Burst/v, 1 + r×20ms) requests,
+//     at least 1 (buckets count in thousandths of a request). Each
+//     member's r + b ≤ (Rate+Burst)/v, so over any v members with that view
+//     Σ r ≤ m·Rate and Σ (r + b) ≤ Rate + Burst, which bounds every
+//     1-second window;
 //  3. renews its lease with a server-side TTL (a per-message TTL, the
 //     bucket has LimitMarkerTTL) and a CAS on its previous revision, then
 //     reports the view and the "seen" position it has just applied.
@@ -76,6 +76,14 @@
 // A stale lease (a crashed member before its TTL) delays joiners, never
 // the bound. With more members than Rate + Burst, each keeps a burst of 1
 // and the per-window bound cannot hold; keep members < Rate + Burst.
+//
+// # Burst
+//
+// A bucket of exactly 1 request loses the tokens that accrue while a
+// waiter wakes up late, so buckets hold 1 + rate×20ms. The rest of Burst is
+// deliberately left unused: a 1-second window is counted where requests
+// reach the vendor, after scheduling and network delays that can bunch
+// them, and the unused burst is the slack for that. Local does the same.
 //
 // # Feedback
 //

@@ -14,7 +14,7 @@ import (
 func ExampleNewLocal() {
 	l := quota.NewLocal(50, 5)
 	ctx := context.Background()
-	for range 5 { // the burst is there at once
+	for range 5 {
 		if err := l.Wait(ctx); err != nil {
 			panic(err)
 		}

@@ -710,17 +710,14 @@ func (f *Fleet) split() (float64, float64) {
 }
 
 func split(total, rateCap float64, burst, v int) (float64, float64) {
-	b := max(float64(burst)/float64(v), 1)
-	r := total / float64(v)
-	if c := (rateCap+float64(burst))/float64(v) - b; r > c {
-		r = c
-	}
+	share := (rateCap + float64(burst)) / float64(v) // this member's window budget
+	r := min(total/float64(v), share-1)
 	if r <= 0 {
 		// More members than Rate+Burst: each keeps a burst of 1 and the
 		// per-window bound cannot hold; keep a trickle.
 		r = total / float64(v) / 10
 	}
-	return r, b
+	return r, max(1, min(float64(burst)/float64(v), bucketFor(r), share-r))
 }
 
 func (f *Fleet) applyRate(now time.Time) {

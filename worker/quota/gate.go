@@ -58,6 +58,21 @@ func (g *gate) state() *gateState { return g.st.Load() }
 // accrue while a waiter wakes up late.
 const unit = 1000
 
+// lateness is how late a waiter may wake up without losing tokens: a
+// bucket holds 1 + rate×lateness requests, never more than its share of
+// the burst. The rest of the burst stays unused on purpose: it is the slack
+// for the scheduling and network delays between Wait returning and the
+// request reaching the vendor, where the window is counted.
+const lateness = 20 * time.Millisecond
+
+// bucketFor is the bucket size (in requests) for rate r.
+func bucketFor(r float64) float64 {
+	if math.IsInf(r, 1) {
+		return math.Inf(1)
+	}
+	return 1 + r*lateness.Seconds()
+}
+
 // newBucket makes a limiter of r requests per second and a burst of b
 // requests (b >= 1) that starts empty: a member that starts (or restarts)
 // sending earns its tokens first.

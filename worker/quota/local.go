@@ -33,7 +33,8 @@ type Local struct {
 }
 
 // NewLocal returns a limiter of rate requests per second with the given
-// burst. A rate <= 0 or +Inf means no limit. A burst < 1 is taken as 1.
+// burst: no 1-second window sees more than rate + burst. A rate <= 0 or
+// +Inf means no limit. A burst < 1 is taken as 1.
 // Feedback uses the [Feedback] defaults; see [NewLocalFeedback].
 func NewLocal(r float64, burst int) *Local {
 	l, _ := NewLocalFeedback(r, burst, Feedback{})
@@ -52,8 +53,10 @@ func NewLocalFeedback(r float64, burst int, fb Feedback) (*Local, error) {
 	burst = max(burst, 1)
 	now := time.Now
 	l := &Local{rate: r, burst: burst, now: now, gate: newGate(now), aimd: newAIMD(fb, now()), m: newMetrics("local")}
-	// A local bucket starts full, as x/time/rate's does: nothing else shares it.
-	l.lim = rate.NewLimiter(limitOf(r), burstOf(float64(burst)))
+	// A local bucket starts full, as x/time/rate's does: nothing else
+	// shares it. It holds at most burst requests, and less when a smaller
+	// bucket absorbs wake-up lateness (see the package doc, Burst).
+	l.lim = rate.NewLimiter(limitOf(r), burstOf(min(float64(burst), bucketFor(r))))
 	l.gate.set(l.lim, time.Time{}, false)
 	l.m.share.Set(r)
 	l.m.members.Set(1)
