@@ -9,7 +9,7 @@ import (
 // secretFlags: the vendor secret comes from SIMLOOKUP_SECRET or a file, never
 // from a flag value (which would show in ps).
 type secretFlags struct {
-	SecretFile string `name:"secret-file" type:"path" placeholder:"FILE" group:"Vendor API" help:"File holding the vendor secret (trailing white space trimmed); or set SIMLOOKUP_SECRET."`
+	SecretFile string `name:"secret-file" type:"path" placeholder:"FILE" group:"Vendor secret" help:"File holding the vendor secret (trailing white space trimmed); or set SIMLOOKUP_SECRET."`
 }
 
 // load returns the secret. Both sources set, an unreadable or empty file, or
