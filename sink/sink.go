@@ -699,6 +699,10 @@ func (s *Sink) abort(b *batch) {
 	if b == nil {
 		return
 	}
+	if b.rows > 0 {
+		s.log.Warn("discarding an uncommitted batch; its results are read from the stream again",
+			"rows", b.rows, "first_seq", b.first, "last_seq", b.last)
+	}
 	_ = b.f.Close()
 	_ = s.cfg.FS.Remove(b.tmpPath)
 	s.batchOpen.Store(0)

@@ -32,7 +32,7 @@ func Test100kResults(t *testing.T) {
 		in[i] = r
 	}
 	t0 := time.Now()
-	b.publishFast(t, in)
+	b.publish(t, in)
 	t.Logf("published %d in %v", n, time.Since(t0))
 	t0 = time.Now()
 	defer func() { t.Logf("sink took %v", time.Since(t0)) }()
