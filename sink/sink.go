@@ -128,6 +128,9 @@ type Sink struct {
 	notReady error
 	writeErr error
 	known    map[string]bool // partition folders known to exist durably
+
+	missedEpoch string // the gap last reported, so that retries do not count it twice
+	missedUpTo  uint64
 }
 
 // New validates cfg, applies the defaults and returns a Sink.
@@ -251,6 +254,7 @@ func (s *Sink) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(filepath.Join(s.cfg.OutDir, TempDir), 0o755); err != nil {
 		return fmt.Errorf("sink: create output folder: %w", err)
 	}
+	s.setReady(fmt.Errorf("sink: waiting for the lock on %s", s.cfg.OutDir))
 	lock, err := lockFolder(ctx, s.cfg.OutDir, s.cfg.LockWait)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -556,6 +560,17 @@ func (s *Sink) monitor(ctx context.Context, stream jetstream.Stream, epoch strin
 }
 
 func (s *Sink) reportMissed(ctx context.Context, epoch string, first, last uint64) {
+	// A retried session sees the same gap again; count it once per process.
+	s.mu.Lock()
+	if s.missedEpoch == epoch && s.missedUpTo >= first {
+		first = s.missedUpTo + 1
+	}
+	if first > last {
+		s.mu.Unlock()
+		return
+	}
+	s.missedEpoch, s.missedUpTo = epoch, last
+	s.mu.Unlock()
 	n := last - first + 1
 	s.m.missed.Add(float64(n))
 	s.mu.Lock()
