@@ -306,9 +306,9 @@ func runWorker(ctx context.Context, a *app, p *workerParts, hup <-chan os.Signal
 			}
 		})
 	}
+	hctx, stopHUP := context.WithCancel(ctx)
+	defer stopHUP()
 	if hup != nil {
-		hctx, stop := context.WithCancel(ctx)
-		defer stop()
 		wg.Go(func() {
 			for {
 				select {
@@ -324,6 +324,7 @@ func runWorker(ctx context.Context, a *app, p *workerParts, hup <-chan os.Signal
 		})
 	}
 	err := p.w.Run(ctx)
+	stopHUP()
 	stopLim()
 	wg.Wait()
 	if err != nil {

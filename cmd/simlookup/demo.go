@@ -252,7 +252,11 @@ func (c *demoCmd) run(a *app) error {
 	defer stopRun()
 	var wg sync.WaitGroup
 	var sinkErr error
-	wg.Go(func() { sinkErr = sk.Run(runCtx) })
+	wg.Go(func() {
+		if sinkErr = sk.Run(runCtx); sinkErr != nil {
+			cancel() // stop waiting for what will not come
+		}
+	})
 
 	// 5. Workers sharing the rate through the fleet limiter.
 	var workers []*worker.Worker
@@ -296,6 +300,7 @@ func (c *demoCmd) run(a *app) error {
 				errMu.Lock()
 				workerErrs = append(workerErrs, err)
 				errMu.Unlock()
+				cancel()
 			}
 		})
 	}
@@ -340,7 +345,9 @@ func (c *demoCmd) run(a *app) error {
 		return tally.count() < c.Count, nil
 	})
 	if err != nil {
-		_ = stopAll()
+		if serr := stopAll(); serr != nil {
+			return serr
+		}
 		return fmt.Errorf("waiting for results (%d of %d so far): %w", tally.count(), c.Count, err)
 	}
 	lookElapsed := time.Since(lookStart)
