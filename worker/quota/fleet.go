@@ -418,17 +418,10 @@ func (f *Fleet) Run(ctx context.Context) error {
 func (f *Fleet) tick(ctx context.Context) error {
 	if f.kv == nil {
 		octx, cancel := context.WithTimeout(ctx, 2*f.tm.opTimeout)
-		kv, err := f.cfg.JetStream.CreateOrUpdateKeyValue(octx, jetstream.KeyValueConfig{
-			Bucket:         f.cfg.Bucket,
-			Description:    "simlookup fleet rate limiter: membership leases and feedback multiplier",
-			History:        1,
-			Storage:        jetstream.FileStorage,
-			Replicas:       f.cfg.Replicas,
-			LimitMarkerTTL: markerTTL,
-		})
-		cancel()
+		defer cancel()
+		kv, err := f.openBucket(octx)
 		if err != nil {
-			return fmt.Errorf("quota: open bucket %s: %w", f.cfg.Bucket, err)
+			return err
 		}
 		f.kv = kv
 	}
@@ -517,6 +510,36 @@ func (f *Fleet) tick(ctx context.Context) error {
 	}
 	f.publishGate()
 	return nil
+}
+
+// openBucket creates the bucket, or opens an existing one (made by another
+// member, perhaps with other replicas, or by an operator) if it has per-key
+// TTLs, which the leases need.
+func (f *Fleet) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := f.cfg.JetStream.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:         f.cfg.Bucket,
+		Description:    "simlookup fleet rate limiter: membership leases and feedback multiplier",
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		Replicas:       f.cfg.Replicas,
+		LimitMarkerTTL: markerTTL,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = f.cfg.JetStream.KeyValue(ctx, f.cfg.Bucket)
+		if err == nil {
+			st, serr := kv.Status(ctx)
+			if serr != nil {
+				return nil, fmt.Errorf("quota: bucket %s: %w", f.cfg.Bucket, serr)
+			}
+			if st.LimitMarkerTTL() <= 0 {
+				return nil, fmt.Errorf("quota: bucket %s exists without per-key TTLs (LimitMarkerTTL); delete it and simlookup creates it right", f.cfg.Bucket)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("quota: open bucket %s: %w", f.cfg.Bucket, err)
+	}
+	return kv, nil
 }
 
 // hold keeps dividing by at least the current view (or a hold still in

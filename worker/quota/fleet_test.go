@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -398,3 +399,56 @@ func TestFleetBucketDeleted(t *testing.T) {
 	w := b.checkBound()
 	t.Logf("max 1s window %d (bound %d)", w, rate+burst)
 }
+
+func TestFleetExistingBucket(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 10, 1)
+	// An operator's bucket without per-key TTLs is refused with a reason.
+	if _, err := b.js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "plain"}); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	f, err := quota.NewFleet(quota.Config{JetStream: b.js, Bucket: "plain", Rate: 10, LeaseTTL: testLease, Renew: testRenew,
+		Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(p)
+		}), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	eventually(t, 5*time.Second, "refusal logged", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(logs.String(), "without per-key TTLs")
+	})
+	if f.Share() != 0 {
+		t.Errorf("share %v while the bucket is unusable", f.Share())
+	}
+	cancel()
+	<-done
+
+	// A bucket another member created with a different description (and
+	// so a different config) is used as it is.
+	if _, err := b.js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "other", LimitMarkerTTL: time.Minute, Description: "made elsewhere"}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := quota.NewFleet(quota.Config{JetStream: b.js, Bucket: "other", Rate: 10, LeaseTTL: testLease, Renew: testRenew})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	done2 := make(chan struct{})
+	go func() { defer close(done2); _ = g.Run(ctx2) }()
+	eventually(t, 5*time.Second, "admitted on the existing bucket", func() bool { return near(g.Share(), 10) })
+	cancel2()
+	<-done2
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
