@@ -593,6 +593,16 @@ func TestKubernetesEnvIsCLI(t *testing.T) {
 	for _, j := range m.Jobs {
 		check(j.Name, j.Spec.Template.Spec)
 	}
+
+	// The streams the Job provisions are deploy/nats's definitions (the
+	// manifests keep the defaults), and its settings parse.
+	job := byName(t, m.Jobs, "simlookup-streams", func(o batchv1.Job) string { return o.Name })
+	env := containerEnv(t, m, job.Spec.Template.Spec.Containers[0])
+	stdout, stderr, code := runCLIEnv(t, env, "streams", "--dry-run")
+	if code != 0 {
+		t.Fatalf("simlookup streams --dry-run with the Job's environment exits %d: %s", code, stderr)
+	}
+	compareDryRun(t, "streams --dry-run with the streams Job's environment", stdout)
 }
 
 // TestPrometheusOperatorManifests: deploy/prometheus builds with kustomize

@@ -100,6 +100,13 @@ func TestNATSDefinitionsMatchStreamsDryRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("simlookup streams --dry-run exits %d: %s", code, stderr)
 	}
+	compareDryRun(t, "streams --dry-run", stdout)
+}
+
+// compareDryRun checks that the output of `simlookup streams --dry-run`
+// holds exactly the configurations of deploy/nats.
+func compareDryRun(t *testing.T, what, stdout string) {
+	t.Helper()
 	type line struct {
 		Kind   string          `json:"kind"`
 		Stream string          `json:"stream"`
@@ -113,32 +120,32 @@ func TestNATSDefinitionsMatchStreamsDryRun(t *testing.T) {
 	for sc.Scan() {
 		var l line
 		if err := strictJSON(sc.Bytes(), &l); err != nil {
-			t.Fatalf("dry-run line %q: %v", sc.Text(), err)
+			t.Fatalf("%s line %q: %v", what, sc.Text(), err)
 		}
 		switch l.Kind {
 		case "stream":
 			var c jetstream.StreamConfig
 			if err := strictJSON(l.Config, &c); err != nil {
-				t.Fatalf("dry-run stream %s: %v", l.Name, err)
+				t.Fatalf("%s stream %s: %v", what, l.Name, err)
 			}
 			gotStreams[c.Name] = c
 		case "consumer":
 			var c jetstream.ConsumerConfig
 			if err := strictJSON(l.Config, &c); err != nil {
-				t.Fatalf("dry-run consumer %s: %v", l.Name, err)
+				t.Fatalf("%s consumer %s: %v", what, l.Name, err)
 			}
 			if l.Stream != schemas.RequestStream {
-				t.Errorf("dry-run consumer %s is on stream %q, want %s", l.Name, l.Stream, schemas.RequestStream)
+				t.Errorf("%s: consumer %s is on stream %q, want %s", what, l.Name, l.Stream, schemas.RequestStream)
 			}
 			gotConsumers[c.Durable] = c
 		case "kv":
 		default:
-			t.Errorf("dry-run prints an unknown kind %q", l.Kind)
+			t.Errorf("%s prints an unknown kind %q", what, l.Kind)
 		}
 	}
 	streams, consumers := natsFiles()
 	if len(gotStreams) != len(streams) || len(gotConsumers) != len(consumers) {
-		t.Fatalf("dry-run prints %d streams and %d consumers; deploy/nats has %d and %d", len(gotStreams), len(gotConsumers), len(streams), len(consumers))
+		t.Fatalf("%s prints %d streams and %d consumers; deploy/nats has %d and %d", what, len(gotStreams), len(gotConsumers), len(streams), len(consumers))
 	}
 	for rel := range streams {
 		var file jetstream.StreamConfig
@@ -146,7 +153,7 @@ func TestNATSDefinitionsMatchStreamsDryRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(gotStreams[file.Name], file) {
-			t.Errorf("%s differs from streams --dry-run:\nfile:    %+v\ndry-run: %+v", rel, file, gotStreams[file.Name])
+			t.Errorf("%s differs from %s:\nfile:    %+v\ndry-run: %+v", rel, what, file, gotStreams[file.Name])
 		}
 	}
 	for rel := range consumers {
@@ -155,7 +162,7 @@ func TestNATSDefinitionsMatchStreamsDryRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(gotConsumers[file.Durable], file) {
-			t.Errorf("%s differs from streams --dry-run:\nfile:    %+v\ndry-run: %+v", rel, file, gotConsumers[file.Durable])
+			t.Errorf("%s differs from %s:\nfile:    %+v\ndry-run: %+v", rel, what, file, gotConsumers[file.Durable])
 		}
 	}
 }
