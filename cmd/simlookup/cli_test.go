@@ -38,6 +38,8 @@ type cmdRun struct {
 	env   map[string]string
 	stdin io.Reader
 	ctx   context.Context
+	// stdout, if set, also receives the command's output as it is written.
+	stdout *syncBuffer
 }
 
 func (c cmdRun) run(t *testing.T, args ...string) result {
@@ -53,8 +55,12 @@ func (c cmdRun) run(t *testing.T, args ...string) result {
 		stdin = strings.NewReader("")
 	}
 	var stdout, stderr syncBuffer
+	var out io.Writer = &stdout
+	if c.stdout != nil {
+		out = io.MultiWriter(&stdout, c.stdout)
+	}
 	getenv := func(k string) string { return c.env[k] }
-	code := run(ctx, args, getenv, stdin, &stdout, &stderr)
+	code := run(ctx, args, getenv, stdin, out, &stderr)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 

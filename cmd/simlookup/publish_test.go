@@ -284,3 +284,34 @@ func TestResultsRefusals(t *testing.T) {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 }
+
+func TestResultsFollowPrintsNewEvents(t *testing.T) {
+	t.Parallel()
+	srv, js := provisioned(t)
+	publishResult(t, js, schemas.Result{RequestID: "old:1", ICCID: "89852240400014306175", Status: schemas.StatusOK})
+	live := &syncBuffer{}
+	stop := background(t, cmdRun{stdout: live}, "results", "--nats-url", srv.URL(), "--follow", "--format", "table")
+	eventually(t, "the old event", func() bool { return strings.Contains(live.String(), "old:1") })
+	publishResult(t, js, schemas.Result{RequestID: "new:1", ICCID: "89852240400014306183", Status: schemas.StatusFailed,
+		Error: &schemas.ErrorInfo{Kind: schemas.KindNoData, Message: "no data"}})
+	eventually(t, "the new event", func() bool { return strings.Contains(live.String(), "new:1") })
+	r := stop()
+	wantCode(t, r, exitOK)
+	if !strings.Contains(r.stdout, "no_data: no data") {
+		t.Fatalf("table:\n%s", r.stdout)
+	}
+}
+
+func TestPublishProgressBar(t *testing.T) {
+	t.Parallel()
+	srv, _ := provisioned(t)
+	r := runCLI(t, append([]string{"publish", "--nats-url", srv.URL(), "--progress"}, iccids(30)...)...)
+	wantCode(t, r, exitOK)
+	if !strings.Contains(r.stderr, "publishing") || !strings.Contains(r.stderr, "30/30") {
+		t.Fatalf("no progress bar on stderr:\n%s", r.stderr)
+	}
+	r = runCLI(t, "publish", "--nats-url", srv.URL(), "89852240400014306175")
+	if strings.Contains(r.stderr, "publishing") {
+		t.Fatalf("progress bar without a terminal:\n%s", r.stderr)
+	}
+}
