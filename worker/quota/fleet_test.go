@@ -452,3 +452,43 @@ func TestFleetExistingBucket(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
+
+func TestFleetStopsWithoutFallback(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 40, 4)
+	f, err := quota.NewFleet(quota.Config{JetStream: b.js, Key: "strict", Member: "s", Rate: 40, Burst: 4,
+		LeaseTTL: testLease, Renew: testRenew, FallbackRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quota.ObserveFleet(f, b.rec.add)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for f.Wait(ctx) == nil {
+			}
+		})
+	}
+	defer func() { cancel(); <-done; wg.Wait() }()
+	eventually(t, 10*time.Second, "admitted", func() bool { return near(f.Share(), 40) })
+
+	b.srv.Stop()
+	stopped := time.Now()
+	_, grace := quota.Timing(f)
+	d := eventually(t, 10*time.Second, "stops sending", func() bool { return f.Share() == 0 })
+	last := b.rec.sorted()
+	lastAt := last[len(last)-1]
+	// Nothing after the local deadline: at most grace after the last good
+	// renewal, which was before the server stopped.
+	if lastAt.After(stopped.Add(grace)) {
+		t.Errorf("a token %v after the server stopped, grace %v", lastAt.Sub(stopped), grace)
+	}
+	t.Logf("NATS stopped: share 0 after %v, last token %v after the stop (grace %v)", d.Round(time.Millisecond), lastAt.Sub(stopped).Round(time.Millisecond), grace)
+	if err := b.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "sending again", func() bool { return near(f.Share(), 40) })
+}
