@@ -58,7 +58,8 @@
 // CAS renewal fails or the lease is missing) rejoins from scratch and, for
 // one LeaseTTL, divides by at least its last view, since members whose
 // leases vanished with its own may not have noticed yet. A deleted bucket
-// is created again.
+// is created again. (Deleting one live lease by hand is outside the bound:
+// the others raise at once while its owner sends until its next read.)
 //
 // Fallback. After its deadline a member that still cannot coordinate falls
 // back to FallbackRate (default m·Rate/(last view + 1), burst 1), logs it
