@@ -114,6 +114,9 @@ func TestWorkerLooksUpAndServesHealth(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "simlookup_worker_") || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("/metrics %d:\n%.2000s", code, body)
 	}
+	if strings.Contains(body, eiottest.TestSecret) || strings.Contains(body, eiottest.TestAppKey) {
+		t.Fatal("/metrics shows the secret or the appkey")
+	}
 	res := stop()
 	wantCode(t, res, exitOK)
 	if strings.Contains(res.stderr, eiottest.TestSecret) {
