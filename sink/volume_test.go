@@ -11,12 +11,12 @@ import (
 
 // Test100kResults: 100,000 results become files whose rows are exactly the
 // distinct result events. Under the race detector (about ten times slower
-// here) it uses 20,000; deploy/warehouse runs 100,000 through DuckDB too.
+// here) it uses 10,000; deploy/warehouse runs 100,000 through DuckDB too.
 func Test100kResults(t *testing.T) {
 	t.Parallel()
 	n := 100_000
 	if raceEnabled {
-		n = 20_000
+		n = 10_000
 	}
 	// fsync per message is not what this test is about: 100k of them take minutes.
 	srv, err := natstest.Start(natstest.Options{NoSyncAlways: true})
