@@ -24,6 +24,7 @@ type fakeAPICmd struct {
 	Rate5xx        float64       `name:"rate-5xx" env:"SIMLOOKUP_RATE_5XX" default:"0" placeholder:"P" group:"Faults" help:"Probability of HTTP 500/502/503."`
 	Rate429        float64       `name:"rate-429" default:"0" placeholder:"P" group:"Faults" help:"Probability of HTTP 429 with Retry-After."`
 	RetryAfter     time.Duration `name:"retry-after" default:"1s" placeholder:"DURATION" group:"Faults" help:"Retry-After of injected 429s (whole seconds, rounded up)."`
+	RetryAfterDate bool          `name:"retry-after-date" group:"Faults" help:"Send Retry-After as an HTTP date instead of seconds."`
 	RateVendorCode float64       `name:"rate-vendor-code" default:"0" placeholder:"P" group:"Faults" help:"Probability of a vendor failure code (HTTP 200)."`
 	VendorCode     string        `name:"vendor-code" default:"10007" placeholder:"CODE" group:"Faults" help:"The injected vendor code (10007: system busy)."`
 	RateMalformed  float64       `name:"rate-malformed" default:"0" placeholder:"P" group:"Faults" help:"Probability of a truncated JSON body on HTTP 200."`
@@ -77,7 +78,7 @@ func (c *fakeAPICmd) run(a *app) error {
 	}
 	faults := eiottest.Faults{
 		Latency: c.Latency, Jitter: c.Jitter,
-		Rate5xx: c.Rate5xx, Rate429: c.Rate429, RetryAfter: c.RetryAfter,
+		Rate5xx: c.Rate5xx, Rate429: c.Rate429, RetryAfter: c.RetryAfter, RetryAfterDate: c.RetryAfterDate,
 		RateVendorCode: c.RateVendorCode, VendorCode: c.VendorCode,
 		RateMalformed: c.RateMalformed, RateReset: c.RateReset,
 		RateHang: c.RateHang, Hang: c.Hang, RateNoData: c.RateNoData, Seed: c.Seed,
