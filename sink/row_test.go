@@ -379,3 +379,55 @@ func FuzzRowFromResult(f *testing.F) {
 		}
 	})
 }
+
+// TestRowColumnsCoverJSONSchema: every property of result.schema.json (and
+// of its error and card objects) has its column.
+func TestRowColumnsCoverJSONSchema(t *testing.T) {
+	t.Parallel()
+	type obj struct {
+		Properties map[string]obj `json:"properties"`
+	}
+	var s obj
+	if err := json.Unmarshal(schemas.ResultSchema(), &s); err != nil {
+		t.Fatal(err)
+	}
+	cols := map[string]bool{}
+	for _, f := range rowSchema.Fields() {
+		cols[f.Name()] = true
+	}
+	renamed := map[string]string{"extra": "extra_json", "raw_response": "raw_json", "meta": "meta_json", "card.iccid": "card_iccid"}
+	n := 0
+	for name, p := range s.Properties {
+		switch name {
+		case "error", "card":
+			if len(p.Properties) == 0 {
+				t.Fatalf("result.schema.json: %s has no properties", name)
+			}
+			for sub := range p.Properties {
+				col := cmpOr(renamed[name+"."+sub], sub)
+				if name == "error" {
+					col = "error_" + sub
+				}
+				n++
+				if !cols[col] {
+					t.Errorf("result.schema.json %s.%s has no column %s", name, sub, col)
+				}
+			}
+		default:
+			n++
+			if col := cmpOr(renamed[name], name); !cols[col] {
+				t.Errorf("result.schema.json %s has no column %s", name, col)
+			}
+		}
+	}
+	if n < 40 {
+		t.Errorf("only %d schema properties found", n)
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -71,10 +71,15 @@ func (b *bundle) publish(t *testing.T, results []schemas.Result) {
 	const chunk = 2000
 	for start := 0; start < len(results); start += chunk {
 		futures := make([]jetstream.PubAckFuture, 0, chunk)
-		for _, r := range results[start:min(start+chunk, len(results))] {
+		for i, r := range results[start:min(start+chunk, len(results))] {
 			data, err := json.Marshal(r)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if start == 0 && i < 20 {
+				if err := schemas.ValidateResult(data); err != nil {
+					t.Fatalf("test result %s does not match result.schema.json: %v", r.RequestID, err)
+				}
 			}
 			msg := nats.NewMsg(schemas.ResultSubject(r.Status, r.ICCID))
 			msg.Data = data
