@@ -43,15 +43,14 @@ func (e *env) backlog(ctx context.Context, r *Report) error {
 	}
 	e.log("bench: backlog queued", "requests", n)
 
-	sub := &env{cfg: e.cfg, dir: e.dir, srv: srv, fake: e.fake, log: e.log}
 	out := filepath.Join(e.dir, "parquet-backlog")
-	sinkP, err := startProcess(ctx, e.dir, "backlog-sink", e.cfg.Exe, nil, sub.sinkArgs(out)...)
+	sinkP, err := startProcess(ctx, e.dir, "backlog-sink", e.cfg.Exe, nil, e.sinkArgs(srv.URL(), out)...)
 	if err != nil {
 		return err
 	}
 	defer sinkP.stop()
 	workerP, err := startProcess(ctx, e.dir, "backlog-worker", e.cfg.Exe, e.secretEnv(),
-		sub.workerArgs("--limiter", "local", "--rate", "0", "--concurrency", strconv.Itoa(e.cfg.Concurrency))...)
+		e.workerArgs(srv.URL(), "--limiter", "local", "--rate", "0", "--concurrency", strconv.Itoa(e.cfg.Concurrency))...)
 	if err != nil {
 		return err
 	}

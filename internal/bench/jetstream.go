@@ -48,24 +48,25 @@ func rawJetStream(ctx context.Context, js jetstream.JetStream, n int, payload []
 	defer cc.Stop()
 
 	start := time.Now()
-	futures := make([]jetstream.PubAckFuture, 0, n)
-	for i := range n {
-		f, err := js.PublishAsync("simlookup_bench.raw", payload, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i)))
-		if err != nil {
-			return 0, fmt.Errorf("bench: raw publish: %w", err)
+	// publish in windows of 1,000 (every PubAck awaited) so the async
+	// publisher never stalls on its pending limit
+	for from := 0; from < n; from += 1000 {
+		futures := make([]jetstream.PubAckFuture, 0, 1000)
+		for i := from; i < min(from+1000, n); i++ {
+			f, err := js.PublishAsync("simlookup_bench.raw", payload, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i)))
+			if err != nil {
+				return 0, fmt.Errorf("bench: raw publish: %w", err)
+			}
+			futures = append(futures, f)
 		}
-		futures = append(futures, f)
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return 0, fmt.Errorf("bench: raw publish: %w", err)
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return 0, fmt.Errorf("bench: raw publish: %w", err)
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
 		}
 	}
 	select {

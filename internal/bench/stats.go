@@ -46,3 +46,33 @@ func countIn(times []time.Time, from, to time.Time) int {
 	}
 	return n
 }
+
+// maxWindowStart is MaxWindow plus the start of the first busiest window.
+func maxWindowStart(times []time.Time, width time.Duration) (int, time.Time) {
+	if len(times) == 0 {
+		return 0, time.Time{}
+	}
+	ts := slices.Clone(times)
+	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	best, j, at := 0, 0, ts[0]
+	for i := range ts {
+		for ts[i].Sub(ts[j]) >= width {
+			j++
+		}
+		if i-j+1 > best {
+			best, at = i-j+1, ts[j]
+		}
+	}
+	return best, at
+}
+
+// perSecond counts times in each whole second from first, for n seconds.
+func perSecond(times []time.Time, first time.Time, n int) []int {
+	out := make([]int, n)
+	for _, t := range times {
+		if i := int(t.Sub(first) / time.Second); i >= 0 && i < n {
+			out[i]++
+		}
+	}
+	return out
+}

@@ -11,15 +11,23 @@ func printTable(w io.Writer, r *Report) {
 	if r.EndToEnd != nil || r.Ceilings != nil {
 		fmt.Fprintf(w, "| throughput (%d lookups, zero-latency fake, no rate limit) | per second |\n|---|---:|\n", r.Count)
 		if e := r.EndToEnd; e != nil {
-			fmt.Fprintf(w, "| end to end: publish → result event → Parquet row (concurrency %d) | %.0f |\n", e.Concurrency, e.PerSecond)
+			fmt.Fprintf(w, "| end to end: publish → result event → Parquet row (concurrency %d; NATS default fsync) | %.0f |\n", e.Concurrency, e.PerSecond)
+		}
+		if e := r.EndToEndSync; e != nil {
+			fmt.Fprintf(w, "| end to end, NATS fsync always (%d lookups) | %.0f |\n", e.Lookups, e.PerSecond)
 		}
 		if c := r.Ceilings; c != nil {
 			fmt.Fprintf(w, "| ceiling: raw concurrent HTTP calls to the same fake | %.0f |\n", c.HTTP)
-			fmt.Fprintf(w, "| ceiling: raw JetStream publish + consume | %.0f |\n", c.JetStream)
+			fmt.Fprintf(w, "| ceiling: raw JetStream publish + consume (default fsync) | %.0f |\n", c.JetStream)
+			fmt.Fprintf(w, "| ceiling: raw JetStream publish + consume (fsync always) | %.0f |\n", c.JetStreamSync)
 			fmt.Fprintf(w, "| ceiling: raw Parquet rows (sink writer) | %.0f |\n", c.Parquet)
 		}
 		if e := r.EndToEnd; e != nil && r.Ceilings != nil {
 			fmt.Fprintf(w, "| ratio end to end / slowest ceiling (%s) | %.2f |\n", r.Ceilings.Slowest, e.Ratio)
+			if es := r.EndToEndSync; es != nil {
+				name, _ := r.Ceilings.slowestSync()
+				fmt.Fprintf(w, "| ratio end to end / slowest ceiling, fsync always (%s) | %.2f |\n", name, es.Ratio)
+			}
 		}
 		fmt.Fprintln(w)
 	}
