@@ -1,8 +1,10 @@
 package schemas_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -150,9 +152,12 @@ func TestProvisionReportsConflicts(t *testing.T) {
 			if have.Retention != cfg.Retention || have.Storage != cfg.Storage || len(have.Subjects) != len(cfg.Subjects) {
 				t.Errorf("conflicting stream was changed: %+v", have)
 			}
-			// The other streams were still provisioned.
-			streamConfig(t, ctx, js, schemas.ResultStream)
-			streamConfig(t, ctx, js, schemas.DLQStream)
+			// Nothing was half-applied: the other streams were not created.
+			for _, name := range []string{schemas.ResultStream, schemas.DLQStream} {
+				if _, err := js.Stream(ctx, name); !errors.Is(err, jetstream.ErrStreamNotFound) {
+					t.Errorf("stream %s: %v, want not created after a conflict", name, err)
+				}
+			}
 		})
 	}
 }
@@ -221,5 +226,139 @@ func TestEnsureConsumerConflict(t *testing.T) {
 	var ce *schemas.ConflictError
 	if !errors.As(err, &ce) || ce.Field != "FilterSubjects" || ce.Resource != "consumer" {
 		t.Fatalf("want a FilterSubjects conflict, got %v", err)
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A daemon (create-or-verify mode) keeps an operator's limits and says so;
+// only explicit provisioning changes them.
+func TestProvisionVerifyKeepsExistingLimits(t *testing.T) {
+	t.Parallel()
+	ctx, js := setupJS(t)
+	op := schemas.RequestStreamConfig(small)
+	op.MaxBytes = 1 << 20
+	op.MaxMsgSize = 4096
+	if _, err := js.CreateStream(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	cc := schemas.WorkerConsumerConfig(0)
+	cc.MaxAckPending = 500
+	if _, err := js.CreateConsumer(ctx, schemas.RequestStream, cc); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	for range 2 {
+		if err := schemas.ProvisionWith(ctx, js, small, schemas.ProvisionOptions{Logger: log}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have := streamConfig(t, ctx, js, schemas.RequestStream)
+	if have.MaxBytes != op.MaxBytes || have.MaxMsgSize != op.MaxMsgSize {
+		t.Errorf("verify mode changed the operator's limits: MaxBytes %d MaxMsgSize %d", have.MaxBytes, have.MaxMsgSize)
+	}
+	streamConfig(t, ctx, js, schemas.ResultStream) // missing ones are created
+	streamConfig(t, ctx, js, schemas.DLQStream)
+	if _, err := js.KeyValue(ctx, schemas.JobsBucket); err != nil {
+		t.Errorf("bucket not created: %v", err)
+	}
+	c, err := js.Consumer(ctx, schemas.RequestStream, schemas.WorkerConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.CachedInfo().Config.MaxAckPending; got != 500 {
+		t.Errorf("verify mode changed the consumer's MaxAckPending to %d", got)
+	}
+	out := logs.String()
+	for _, want := range []string{"level=INFO", "existing stream keeps its settings", schemas.RequestStream, "MaxBytes=1048576", "existing consumer keeps its settings"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	// Explicit provisioning applies the wanted limits.
+	if err := schemas.Provision(ctx, js, small, 0); err != nil {
+		t.Fatal(err)
+	}
+	if have := streamConfig(t, ctx, js, schemas.RequestStream); have.MaxBytes != small.RequestsMaxBytes {
+		t.Errorf("update mode: MaxBytes %d", have.MaxBytes)
+	}
+}
+
+func TestProvisionVerifyReportsConflicts(t *testing.T) {
+	t.Parallel()
+	ctx, js := setupJS(t)
+	cfg := schemas.ResultStreamConfig(small)
+	cfg.Retention = jetstream.WorkQueuePolicy
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	err := schemas.ProvisionWith(ctx, js, small, schemas.ProvisionOptions{})
+	var ce *schemas.ConflictError
+	if !errors.As(err, &ce) || ce.Name != schemas.ResultStream || ce.Field != "Retention" {
+		t.Fatalf("want a retention conflict on %s, got %v", schemas.ResultStream, err)
+	}
+}
+
+// A server that cannot reserve the wanted bounds: the error says which
+// stream, matches ErrInsufficientStorage, and the growth already applied to
+// another stream is rolled back (nothing half-applied).
+func TestProvisionInsufficientStorageRollsBack(t *testing.T) {
+	t.Parallel()
+	srv, err := natstest.Start(natstest.Options{MaxStore: 100 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	fits := schemas.StreamOptions{RequestsMaxBytes: 10 << 20, ResultsMaxBytes: 80 << 20}
+	if err := schemas.Provision(ctx, js, fits, 0); err != nil {
+		t.Fatal(err)
+	}
+	tooBig := schemas.StreamOptions{RequestsMaxBytes: 15 << 20, ResultsMaxBytes: 200 << 20}
+	for _, po := range []schemas.ProvisionOptions{{UpdateExisting: true}} {
+		err = schemas.ProvisionWith(ctx, js, tooBig, po)
+		if !errors.Is(err, schemas.ErrInsufficientStorage) || !schemas.IsInsufficientStorage(err) {
+			t.Fatalf("want ErrInsufficientStorage, got %v", err)
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != 10047 {
+			t.Errorf("the APIError is not reachable: %v", err)
+		}
+		if !strings.HasPrefix(err.Error(), "stream "+schemas.ResultStream+":") {
+			t.Errorf("error does not start with the failing stream: %v", err)
+		}
+		if got := streamConfig(t, ctx, js, schemas.RequestStream).MaxBytes; got != fits.RequestsMaxBytes {
+			t.Errorf("requests stream MaxBytes %d after a failed provision, want %d (rolled back)", got, fits.RequestsMaxBytes)
+		}
+	}
+	// Verify mode never grows anything, so it does not fail here.
+	if err := schemas.ProvisionWith(ctx, js, tooBig, schemas.ProvisionOptions{}); err != nil {
+		t.Errorf("verify mode: %v", err)
 	}
 }
