@@ -29,6 +29,8 @@ const (
 	DefaultRetryInitial    = 500 * time.Millisecond
 	DefaultRetryMax        = 30 * time.Second
 	DefaultPullMessages    = 1000
+
+	pullBytes = 64 << 20
 )
 
 // Config configures a Sink. JetStream and OutDir are required; every other
@@ -78,7 +80,8 @@ type Config struct {
 	// RetryInitial and RetryMax bound the exponential backoff after a
 	// failed write or a lost stream. Default 500 ms and 30 s.
 	RetryInitial, RetryMax time.Duration
-	// PullMessages is how many messages the consumer buffers. Defaults to 1000.
+	// PullMessages is how many messages the consumer buffers (and at most
+	// 64 MiB of them). Defaults to 1000.
 	PullMessages int
 }
 
@@ -384,7 +387,9 @@ func (s *Sink) session(ctx context.Context) error {
 		}
 		return fmt.Errorf("sink: create consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.PullMessages))
+	// At most PullMessages messages and 64 MiB wait in the client's buffer
+	// (above any message size the server accepts).
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(s.cfg.PullMessages, pullBytes))
 	if err != nil {
 		return fmt.Errorf("sink: consume: %w", err)
 	}
