@@ -31,11 +31,24 @@
 // the request is younger than Config.GiveUpAfter, then failed with kind
 // exhausted; the replay code is retried at once, freshly signed. Systemic
 // refusals (credentials, signature, clock, 401/403/404, an error page) pause
-// the worker: it stops pulling, hands back what it holds, keeps one request
-// as a probe (re-reading Config.SecretFile before each probe and on
-// ReloadSecret), and resumes by itself when the vendor accepts again. A run
+// the worker: it stops pulling, keeps one request as a probe (re-reading
+// Config.SecretFile before each probe and on ReloadSecret, logging "secret
+// reloaded" when it changed), holds a couple more in progress and hands the
+// rest back with a delay no longer than Config.ProbeInitial (so other
+// processes, or this one once resumed, get them promptly), and resumes by
+// itself when the vendor accepts again; the held requests go on at once. A run
 // of Config.BreakerFailures 5xx/timeouts opens a breaker: one request at a
 // time until the vendor answers again.
+//
+// # Provisioning
+//
+// Unless Config.NoProvision, the worker creates what is missing and verifies
+// what exists (schemas.ProvisionWith without UpdateExisting): a conflict ends
+// Run, but the limits of existing streams (MaxBytes, MaxAge, ...) are never
+// changed — that is `simlookup streams`'s job — and a difference is logged
+// at INFO. Failures are retried with exponential backoff up to a minute; a
+// server that cannot reserve the streams' storage is logged at ERROR with
+// the hint on every attempt and shown by Ready.
 //
 // # Results and acks
 //

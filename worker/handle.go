@@ -105,6 +105,7 @@ func (w *Worker) handle(ctx, callCtx context.Context, msg jetstream.Msg) {
 }
 
 func (w *Worker) nak(j *job, why string) {
+	w.stats.shutdownNaks.Add(1)
 	if err := j.msg.Nak(); err != nil {
 		w.log.Warn("nak failed (the request comes back after the ack wait)", "request_id", j.requestID, "why", why, "err", err)
 	}
@@ -184,7 +185,14 @@ func (w *Worker) lookup(ctx, callCtx context.Context, j *job) (outcome, time.Dur
 	firstOfDelivery := true
 	for {
 		if !j.probing && w.Paused() {
-			return outcomeHandBack, w.cfg.RedeliveryDelay
+			held, ok := w.holdPaused(ctx)
+			if !ok {
+				return outcomeShutdown, 0
+			}
+			if !held {
+				return outcomeHandBack, w.pausedDelay()
+			}
+			// Resumed: try again at once (after the limiter).
 		}
 		if err := w.wait(ctx); err != nil {
 			return outcomeShutdown, 0
@@ -225,7 +233,7 @@ func (w *Worker) lookup(ctx, callCtx context.Context, j *job) (outcome, time.Dur
 		case eiot.ClassSystemic:
 			if !j.probing {
 				if !w.pause(e, j) {
-					return outcomeHandBack, w.cfg.RedeliveryDelay
+					continue // held (or handed back) at the top of the loop
 				}
 				j.probing = true
 			} else {
@@ -343,7 +351,7 @@ func (w *Worker) budgetSpent(j *job, atLeast time.Duration) (outcome, time.Durat
 	age := w.cfg.Now().Sub(j.meta.Timestamp)
 	if age+delay < w.cfg.GiveUpAfter {
 		w.log.Info("retries of this delivery spent; handing the request back", "request_id", j.requestID,
-			"iccid", j.parsed.ICCID, "delay", delay, "deliveries", j.deliveries, "last_error", j.lastErr.Error())
+			"iccid", j.parsed.ICCID, "delay", delay.String(), "deliveries", j.deliveries, "last_error", j.lastErr.Error())
 		return outcomeHandBack, delay
 	}
 	return outcomeResult, 0 // lookupResult sees the retryable lastErr: exhausted
@@ -357,6 +365,7 @@ func (w *Worker) pause(e *eiot.Error, j *job) (prober bool) {
 	defer w.mu.Unlock()
 	if !w.paused {
 		w.paused = true
+		w.resumed = make(chan struct{})
 		w.pauseSince = w.cfg.Now()
 		w.pauseReason = fmt.Sprintf("the vendor refuses this deployment (%s): fix the credentials, the clock or the URL; requests are kept", e.Error())
 		w.m.paused.Set(1)
@@ -371,6 +380,54 @@ func (w *Worker) pause(e *eiot.Error, j *job) (prober bool) {
 	return true
 }
 
+// pausedHold is how many requests a paused worker holds in progress, the
+// probe included; they go on the moment a probe is accepted. Others are
+// handed back with pausedDelay, so other worker processes may take them
+// and this one finds them again soon after it resumes.
+const pausedHold = 3
+
+// holdPaused holds the request while the worker is paused, if a hold slot
+// is free: it returns held true once the worker resumed (or was not paused),
+// held false when the request is to be handed back, and ok false when ctx
+// ended first.
+func (w *Worker) holdPaused(ctx context.Context) (held, ok bool) {
+	w.mu.Lock()
+	if !w.paused {
+		w.mu.Unlock()
+		return true, true
+	}
+	probe := 0
+	if w.probing {
+		probe = 1
+	}
+	if w.held+probe >= pausedHold {
+		w.mu.Unlock()
+		return false, true
+	}
+	w.held++
+	resumed := w.resumed
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.held--
+		w.mu.Unlock()
+	}()
+	select {
+	case <-resumed:
+		return true, true
+	case <-ctx.Done():
+		return true, false
+	}
+}
+
+// pausedDelay is the NakWithDelay of a request handed back while paused:
+// no longer than the first probe interval, so a resumed worker (or another
+// process) gets it back promptly; nobody pulls it while every worker is
+// paused.
+func (w *Worker) pausedDelay() time.Duration {
+	return min(w.cfg.RedeliveryDelay, w.cfg.ProbeInitial)
+}
+
 func (w *Worker) stopProbing() {
 	w.mu.Lock()
 	w.probing = false
@@ -382,10 +439,13 @@ func (w *Worker) resume() {
 	was := w.paused
 	since := w.pauseSince
 	w.paused, w.probing, w.pauseReason = false, false, ""
+	if was {
+		close(w.resumed) // held requests go on at once
+	}
 	w.m.paused.Set(0)
 	w.mu.Unlock()
 	if was {
-		w.log.Warn("RESUMED: the vendor accepts this deployment again", "paused_for", w.cfg.Now().Sub(since).Round(time.Millisecond))
+		w.log.Warn("RESUMED: the vendor accepts this deployment again", "paused_for", w.cfg.Now().Sub(since).Round(time.Millisecond).String())
 		w.notify()
 	}
 }
@@ -405,7 +465,7 @@ func (w *Worker) probeWait(ctx context.Context, d time.Duration) bool {
 		if changed, err := w.loadSecret(); err != nil {
 			w.log.Error("re-reading the secret file failed", "secret_file", w.cfg.SecretFile, "err", err)
 		} else if changed {
-			w.log.Info("secret file changed; probing with the new secret", "secret_file", w.cfg.SecretFile)
+			w.log.Info("secret reloaded", "secret_file", w.cfg.SecretFile, "changed", true, "trigger", "probe")
 		}
 	}
 	return true

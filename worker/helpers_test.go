@@ -1,12 +1,14 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,8 +45,15 @@ type bundle struct {
 
 func setup(t *testing.T, fc eiottest.Config) *bundle {
 	t.Helper()
+	b := setupOn(t, fc, natstest.Run(t), true)
+	return b
+}
+
+// setupOn is setup on a given server; provision false leaves the server empty.
+func setupOn(t *testing.T, fc eiottest.Config, srv *natstest.Server, provision bool) *bundle {
+	t.Helper()
 	b := &bundle{t: t}
-	b.nats = natstest.Run(t)
+	b.nats = srv
 	nc, err := b.nats.Connect()
 	if err != nil {
 		t.Fatal(err)
@@ -57,8 +66,10 @@ func setup(t *testing.T, fc eiottest.Config) *bundle {
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	t.Cleanup(cancel)
 	b.ctx = ctx
-	if err := schemas.Provision(ctx, b.js, testStreams, 0); err != nil {
-		t.Fatal(err)
+	if provision {
+		if err := schemas.Provision(ctx, b.js, testStreams, 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if fc.AppKey == "" {
 		fc.AppKey = testAppKey
@@ -208,6 +219,13 @@ func readAll[T any](t *testing.T, ctx context.Context, js jetstream.JetStream, s
 		got := 0
 		for m := range batch.Messages() {
 			got++
+			if stream == schemas.ResultStream {
+				// Every result the worker publishes matches the schema (ok
+				// results carry error null, failed and invalid an error).
+				if err := schemas.ValidateResult(m.Data()); err != nil {
+					t.Errorf("result does not match the schema: %v: %s", err, m.Data())
+				}
+			}
 			var v T
 			if err := json.Unmarshal(m.Data(), &v); err != nil {
 				t.Fatalf("decode %s message: %v: %s", stream, err, m.Data())
@@ -274,4 +292,56 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// logBuf collects JSON log lines (safe for concurrent writes) and echoes
+// them to the test log.
+type logBuf struct {
+	t  *testing.T
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.b.Write(p)
+	l.mu.Unlock()
+	l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// lines returns the log lines decoded, in order.
+func (l *logBuf) lines() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			l.t.Errorf("log line is not JSON: %v: %s", err, line)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// withMsg returns the decoded lines whose msg is msg.
+func (l *logBuf) withMsg(msg string) []map[string]any {
+	var out []map[string]any
+	for _, m := range l.lines() {
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// jsonLogs is a JSON logger at DEBUG into a logBuf.
+func jsonLogs(t *testing.T) (*slog.Logger, *logBuf) {
+	lb := &logBuf{t: t}
+	return slog.New(slog.NewJSONHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }

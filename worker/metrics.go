@@ -15,6 +15,7 @@ type metrics struct {
 	vendorErrors   *prometheus.CounterVec // kind, code
 	limiterWait    prometheus.Histogram
 	inflight       prometheus.Gauge
+	pullSlots      prometheus.Gauge
 	paused         prometheus.Gauge
 	breaker        prometheus.Gauge
 	resultsBlocked prometheus.Gauge
@@ -64,7 +65,10 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		Help: "Time spent waiting on the rate limiter before a call.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}))
 	reg(err)
 	m.inflight, err = register(r, prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "in_flight",
-		Help: "Requests pulled and not yet finished."}))
+		Help: "Requests pulled and not yet finished (acked or handed back)."}))
+	reg(err)
+	m.pullSlots, err = register(r, prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "pull_slots",
+		Help: "Free slots requested by outstanding pulls: requests the server may still deliver to this process."}))
 	reg(err)
 	m.paused, err = register(r, prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "paused",
 		Help: "1 while paused because the vendor refuses this deployment (credentials, signature, clock)."}))

@@ -49,6 +49,8 @@ type Worker struct {
 	inflight       int // slots reserved: requests being worked on plus those a pull may still deliver
 	active         int // requests being worked on
 	paused         bool
+	resumed        chan struct{} // closed when a pause ends
+	held           int           // requests held in progress while paused (the probe not counted)
 	pauseReason    string
 	pauseSince     time.Time
 	probing        bool
@@ -60,7 +62,7 @@ type Worker struct {
 	attempts       map[uint64]int // request stream seq → attempts of earlier deliveries seen here
 
 	stats struct {
-		ok, failed, invalid, attempts, retries, duplicates, reused, deadLetters, handedBack atomic.Int64
+		ok, failed, invalid, attempts, retries, duplicates, reused, deadLetters, handedBack, shutdownNaks atomic.Int64
 	}
 }
 
@@ -141,21 +143,32 @@ func (w *Worker) Stats() Stats {
 }
 
 // Ready returns nil while the worker is consuming and not paused, and an
-// error saying why otherwise (wrapping ErrPaused or ErrNotConsuming).
+// error saying why otherwise (wrapping ErrPaused or ErrNotConsuming). The
+// message does not repeat the sentinel's "worker: " prefix (callers name the
+// component): "paused since <time>: <reason>", "not consuming: <state>: <err>".
 func (w *Worker) Ready() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.paused {
-		return fmt.Errorf("%w since %s: %s", ErrPaused, w.pauseSince.UTC().Format(time.RFC3339), w.pauseReason)
+		return &readyError{ErrPaused, fmt.Sprintf("paused since %s: %s", w.pauseSince.UTC().Format(time.RFC3339), w.pauseReason)}
 	}
 	if w.state != "consuming" {
 		if w.stateErr != nil {
-			return fmt.Errorf("%w: %s: %v", ErrNotConsuming, w.state, w.stateErr)
+			return &readyError{ErrNotConsuming, fmt.Sprintf("not consuming: %s: %v", w.state, w.stateErr)}
 		}
-		return fmt.Errorf("%w: %s", ErrNotConsuming, w.state)
+		return &readyError{ErrNotConsuming, "not consuming: " + w.state}
 	}
 	return nil
 }
+
+// readyError is a Ready error: its own message, matching its sentinel.
+type readyError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *readyError) Error() string { return e.msg }
+func (e *readyError) Unwrap() error { return e.sentinel }
 
 // Paused reports whether the worker is paused on a systemic refusal.
 func (w *Worker) Paused() bool {
@@ -191,8 +204,12 @@ func (w *Worker) notify() {
 // error only for what a restart cannot fix: a provisioning conflict. Run
 // must be called once per Worker.
 func (w *Worker) Run(ctx context.Context) error {
-	w.log.Info("worker starting", "concurrency", w.cfg.Concurrency, "rate", w.cfg.Rate, "burst", w.cfg.Burst,
-		"custom_limiter", w.cfg.Limiter != nil, "no_provision", w.cfg.NoProvision)
+	start := []any{"concurrency", w.cfg.Concurrency, "limiter", limiterKind(w.cfg.Limiter)}
+	if w.cfg.Limiter == nil {
+		start = append(start, "rate", w.cfg.Rate, "burst", w.cfg.Burst)
+	}
+	start = append(start, "no_provision", w.cfg.NoProvision, "shutdown_timeout", w.cfg.ShutdownTimeout.String())
+	w.log.Info("worker starting", start...)
 	// callCtx ends ShutdownTimeout after ctx: vendor calls in flight may finish.
 	callCtx, cancelCalls := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelCalls()
@@ -218,29 +235,63 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var handlers sync.WaitGroup
 	w.pullLoop(ctx, callCtx, &handlers)
-	w.log.Info("worker stopping: waiting for requests in flight", "in_flight", w.Stats().InFlight, "timeout", w.cfg.ShutdownTimeout)
+	before := w.Stats()
+	naks0 := w.stats.shutdownNaks.Load()
+	w.log.Info("worker stopping: waiting for requests in flight", "in_flight", before.InFlight, "timeout", w.cfg.ShutdownTimeout.String())
 	handlers.Wait()
 	cancelCalls()
 	bg.Wait()
 	w.setState("stopped", nil)
-	w.log.Info("worker stopped")
+	after := w.Stats()
+	finished := (after.OK + after.Failed + after.Invalid + after.Duplicates + after.ReusedIDs + after.DeadLetters) -
+		(before.OK + before.Failed + before.Invalid + before.Duplicates + before.ReusedIDs + before.DeadLetters)
+	w.log.Info("worker stopped", "finished", finished,
+		"handed_back", w.stats.shutdownNaks.Load()-naks0+after.HandedBack-before.HandedBack)
 	return nil
 }
 
-// setup provisions (or waits for) the streams and the consumer.
+// limiterKind names the limiter for logs: its Name() if it has one, else
+// its type; the default is the local x/time/rate limiter.
+func limiterKind(l Limiter) string {
+	if l == nil {
+		return "local"
+	}
+	if n, ok := l.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	if _, ok := l.(*rate.Limiter); ok {
+		return "local"
+	}
+	return fmt.Sprintf("%T", l)
+}
+
+// provisionOptions: a daemon creates what is missing and verifies what
+// exists; it never changes an existing stream's limits (only `simlookup
+// streams` does).
+func (w *Worker) provisionOptions() schemas.ProvisionOptions {
+	return schemas.ProvisionOptions{AckWait: w.cfg.AckWait, Logger: w.log}
+}
+
+// setup provisions (or waits for) the streams and the consumer, retrying
+// with exponential backoff up to a minute. A conflict ends Run; the server
+// refusing to reserve the streams' storage is logged at ERROR with the hint
+// on every attempt and shown by Ready.
 func (w *Worker) setup(ctx context.Context) error {
-	b := newBackoff(500*time.Millisecond, 10*time.Second)
-	for {
+	b := newBackoff(500*time.Millisecond, time.Minute)
+	state := "provisioning"
+	if w.cfg.NoProvision {
+		state = "waiting"
+	}
+	w.setState(state, nil)
+	for failures := 0; ; failures++ {
 		var err error
 		if w.cfg.NoProvision {
-			w.setState("waiting", nil)
 			_, err = w.js.Consumer(ctx, schemas.RequestStream, schemas.WorkerConsumer)
 			if err != nil {
 				err = fmt.Errorf("waiting for consumer %s/%s (--no-provision): %w", schemas.RequestStream, schemas.WorkerConsumer, err)
 			}
 		} else {
-			w.setState("provisioning", nil)
-			err = schemas.Provision(ctx, w.js, w.cfg.StreamOptions, w.cfg.AckWait)
+			err = schemas.ProvisionWith(ctx, w.js, w.cfg.StreamOptions, w.provisionOptions())
 			if errors.Is(err, schemas.ErrConflict) {
 				w.log.Error("provisioning refused: existing JetStream settings conflict", "err", err)
 				return fmt.Errorf("worker: provision: %w", err)
@@ -252,8 +303,18 @@ func (w *Worker) setup(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		w.setState("waiting", err)
-		if !sleep(ctx, b.NextBackOff()) {
+		d := b.NextBackOff()
+		if schemas.IsInsufficientStorage(err) {
+			err = fmt.Errorf("%w. %s", err, schemas.InsufficientStorageHint)
+			w.log.Error("provisioning failed: the NATS server cannot reserve the streams' storage; retrying",
+				"err", err, "attempt", failures+1, "retry_in", d.String())
+		} else if failures == 0 || failures%10 == 0 {
+			w.log.Warn("provisioning not done yet; retrying", "state", state, "err", err, "attempt", failures+1, "retry_in", d.String())
+		}
+		w.mu.Lock()
+		w.stateErr = err
+		w.mu.Unlock()
+		if !sleep(ctx, d) {
 			return nil
 		}
 	}
@@ -268,7 +329,7 @@ func (w *Worker) consumer(ctx context.Context) (jetstream.Consumer, error) {
 			return nil, fmt.Errorf("consumer %s/%s does not exist (--no-provision: waiting for it): %w", schemas.RequestStream, schemas.WorkerConsumer, err)
 		}
 		w.log.Warn("worker consumer missing: recreating it", "err", err)
-		if perr := schemas.Provision(ctx, w.js, w.cfg.StreamOptions, w.cfg.AckWait); perr != nil {
+		if perr := schemas.ProvisionWith(ctx, w.js, w.cfg.StreamOptions, w.provisionOptions()); perr != nil {
 			return nil, fmt.Errorf("recreate consumer: %w", perr)
 		}
 		cons, err = w.js.Consumer(ctx, schemas.RequestStream, schemas.WorkerConsumer)
@@ -293,7 +354,7 @@ func (w *Worker) noteConsumer(info *jetstream.ConsumerInfo) {
 	}
 	if aw := info.Config.AckWait; aw > 0 && int64(aw) != w.ackWait.Load() {
 		w.ackWait.Store(int64(aw))
-		w.log.Info("consumer ack wait", "ack_wait", aw)
+		w.log.Info("consumer ack wait", "ack_wait", aw.String())
 	}
 	w.maxDeliver.Store(int64(info.Config.MaxDeliver))
 	w.m.pending.Set(float64(info.NumPending))
@@ -338,6 +399,7 @@ func (w *Worker) allowance(ctx context.Context) int {
 		}
 		if n > 0 {
 			w.inflight += n
+			w.m.pullSlots.Set(float64(w.inflight - w.active))
 			w.mu.Unlock()
 			return n
 		}
@@ -357,6 +419,7 @@ func (w *Worker) release(n int) {
 	}
 	w.mu.Lock()
 	w.inflight -= n
+	w.m.pullSlots.Set(float64(w.inflight - w.active))
 	w.mu.Unlock()
 	w.notify()
 }
@@ -366,6 +429,7 @@ func (w *Worker) working(d int) {
 	w.mu.Lock()
 	w.active += d
 	w.m.inflight.Set(float64(w.active))
+	w.m.pullSlots.Set(float64(w.inflight - w.active))
 	w.mu.Unlock()
 }
 
