@@ -243,6 +243,12 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	go func() { // exit once everything is committed (maybe by an earlier process)
+		for ctx.Err() == nil && s.Status().CommittedSeq < target {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
 	if err := s.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
