@@ -644,6 +644,9 @@ func (s *Sink) recover(ctx context.Context, stream jetstream.Stream, info *jetst
 			s.writeFailed(err)
 			return 0, err
 		}
+		s.mu.Lock()
+		s.writeErr = nil // the disk takes writes again
+		s.mu.Unlock()
 	}
 	s.committed.Store(committed)
 	s.m.committedSeq.Set(float64(committed))

@@ -434,7 +434,7 @@ func TestMissedSequencesReported(t *testing.T) {
 	cfg := b.config(t)
 	cfg.Registerer = reg
 	r := start(t, cfg)
-	waitFor(t, "lag measured", func() bool { return r.s.Status().LagMsgs > 0 })
+	r.waitCommitted(t, 12)
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
