@@ -207,3 +207,13 @@ func secretLike(name string) bool {
 	}
 	return false
 }
+
+// TestMain removes the simlookup binary built for the tests.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if cliPath != "" {
+		os.RemoveAll(filepath.Dir(cliPath))
+	}
+	os.Exit(code)
+}
