@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Options configure Start. The zero value is a good default.
@@ -155,6 +156,30 @@ type TB interface {
 	Helper()
 	Fatalf(format string, args ...any)
 	Cleanup(func())
+}
+
+// JetStream connects a client to s for a test and returns its JetStream
+// context; the connection closes when the test ends.
+func (s *Server) JetStream(t TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := s.Connect()
+	if err != nil {
+		t.Fatalf("connect to nats-server: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// RunJetStream starts a server for a test (see Run) and connects to it.
+func RunJetStream(t TB) (*Server, jetstream.JetStream) {
+	t.Helper()
+	s := Run(t)
+	_, js := s.JetStream(t)
+	return s, js
 }
 
 // Run starts a server for a test and shuts it down when the test ends.
