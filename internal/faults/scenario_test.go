@@ -269,12 +269,13 @@ func (s *scenario) collect(rows bool) (checker.Input, error) {
 }
 
 // waitDone polls until every accepted request has a result (or a dead
-// letter) and every result a row, or d passes; it returns the last report.
-func (s *scenario) waitDone(d time.Duration) (checker.Report, error) {
+// letter) and, if rows, every result a row, or d passes; it returns the last
+// report.
+func (s *scenario) waitDone(d time.Duration, rows bool) (checker.Report, error) {
 	var rep checker.Report
 	deadline := time.Now().Add(d)
 	for {
-		in, err := s.collect(true)
+		in, err := s.collect(rows)
 		if err == nil {
 			rep = checker.Check(in)
 			if rep.Complete() {
@@ -294,7 +295,7 @@ func (s *scenario) waitDone(d time.Duration) (checker.Report, error) {
 // the test on any violation.
 func (s *scenario) finish(d time.Duration, e checker.Expect) checker.Report {
 	s.t.Helper()
-	rep, err := s.waitDone(d)
+	rep, err := s.waitDone(d, true)
 	s.securityScan()
 	v := rep.Violations(e)
 	s.record(rep, e, err == nil && len(v) == 0)

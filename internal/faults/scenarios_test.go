@@ -79,6 +79,10 @@ func TestFaultVendorStorms(t *testing.T) {
 	if rep.ByStatus["ok"] != rep.Accepted {
 		t.Errorf("statuses %v: every vendor fault here is retryable, want all ok", rep.ByStatus)
 	}
+	s.fake.mu.Lock()
+	big := s.fake.counts["oversized body"]
+	s.fake.mu.Unlock()
+	summaryNote(fmt.Sprintf("Response size cap: %d vendor answers of 3 MiB (cap 1 MiB) were refused as retryable errors and retried; both workers kept running and every request ended ok.", big))
 }
 
 // TestFaultWorkerKillMidLookup: two workers, every vendor call slow, one

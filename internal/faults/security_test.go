@@ -164,33 +164,58 @@ func TestSecurityTLSUntrusted(t *testing.T) {
 	summaryNote(note)
 }
 
-// TestSecurityRequestSizeCap: a request body over the limit never reaches
-// the worker as a lookup: the stream refuses it (MaxMsgSize), or the worker
-// answers invalid.
+// TestSecurityRequestSizeCap: a request body over the limit never becomes a
+// lookup. The requests stream refuses it (MaxMsgSize 64 KiB); with the
+// stream's bound raised by an operator, the worker's own cap (64 KiB) turns
+// it into an invalid result without a vendor call.
 func TestSecurityRequestSizeCap(t *testing.T) {
 	s := newScenario(t, "request-size-cap")
 	s.startWorker()
 	s.waitStreams()
 	big := []byte(`{"iccid":"89852240400014306175","meta":{"pad":"` + strings.Repeat("x", 70<<10) + `"}}`)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := s.js.Publish(ctx, schemas.RequestSubject, big, jetstream.WithMsgID("too-big"))
+	_, err := s.js.Publish(ctx, schemas.RequestSubject, big, jetstream.WithMsgID("too-big-1"))
 	if err == nil {
-		s.mu.Lock()
-		s.accepted = append(s.accepted, "too-big")
-		s.mu.Unlock()
-		rep, werr := s.waitDone(60 * time.Second)
-		if werr != nil {
-			t.Fatal(werr)
-		}
-		if rep.ByStatus["invalid"] != 1 {
-			t.Errorf("a 70 KiB request: statuses %v, want one invalid", rep.ByStatus)
-		}
-		summaryNote("Request size cap: a 70 KiB request became an invalid result.")
-		return
+		t.Fatal("the requests stream accepted a 70 KiB request")
 	}
+	refused := err.Error()
 	t.Logf("the requests stream refused a 70 KiB request: %v", err)
-	summaryNote("Request size cap: the requests stream refuses a 70 KiB request (" + truncate(err.Error(), 120) + ").")
+
+	st, err := s.js.Stream(ctx, schemas.RequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxMsgSize = 1 << 20
+	if _, err := s.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	calls := s.fake.calls.Load()
+	if _, err := s.js.Publish(ctx, schemas.RequestSubject, big, jetstream.WithMsgID("too-big-2")); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.accepted = append(s.accepted, "too-big-2")
+	s.mu.Unlock()
+	rep, err := s.waitDone(60*time.Second, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code string
+	results, _ := checker.ReadResults(ctx, s.js, "", func(_ uint64, data []byte) {
+		var r schemas.Result
+		if json.Unmarshal(data, &r) == nil && r.Error != nil && r.Error.Code != nil {
+			code = *r.Error.Code
+		}
+	})
+	if rep.ByStatus["invalid"] != 1 || len(results) != 1 {
+		t.Errorf("a 70 KiB request past the stream: statuses %v, want one invalid", rep.ByStatus)
+	}
+	if n := s.fake.calls.Load() - calls; n != 0 {
+		t.Errorf("%d vendor calls for an oversized request", n)
+	}
+	summaryNote(fmt.Sprintf("Request size cap: the requests stream refuses a 70 KiB request (%s); with the stream's bound raised to 1 MiB the worker answers it with an invalid result (code %q) and no vendor call.", truncate(refused, 100), code))
 }
 
 func truncate(s string, n int) string {
