@@ -278,13 +278,16 @@ func (s *Sink) Run(ctx context.Context) (err error) {
 		backoff.WithMaxInterval(s.cfg.RetryMax),
 		backoff.WithMaxElapsedTime(0))
 	for {
-		before := s.committed.Load()
+		before, began := s.committed.Load(), time.Now()
 		err := s.session(ctx)
 		if ctx.Err() != nil {
 			return err // nil after a clean final commit
 		}
-		if s.committed.Load() != before {
-			bo.Reset()
+		if err == nil {
+			err = errors.New("sink: consumer ended")
+		}
+		if s.committed.Load() != before || time.Since(began) > s.cfg.RetryMax {
+			bo.Reset() // it made progress, or ran long enough: start the backoff over
 		}
 		wait := bo.NextBackOff()
 		if errors.Is(err, errEpochChanged) {
