@@ -238,7 +238,7 @@ func ProvisionWith(ctx context.Context, js ProvisionAPI, o StreamOptions, po Pro
 			if len(rolled) > 0 {
 				err = fmt.Errorf("%w (rolled back the update of %s)", err, strings.Join(rolled, ", "))
 			}
-			return fmt.Errorf("stream %s: %w", p.want.Name, err)
+			return err // names the stream: "create stream X: ..." or "update stream X: ..."
 		}
 		if p.have != nil && p.grows() {
 			grown = append(grown, *p.have)

@@ -350,7 +350,7 @@ func TestProvisionInsufficientStorageRollsBack(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.ErrorCode != 10047 {
 			t.Errorf("the APIError is not reachable: %v", err)
 		}
-		if !strings.HasPrefix(err.Error(), "stream "+schemas.ResultStream+":") {
+		if !strings.HasPrefix(err.Error(), "update stream "+schemas.ResultStream+":") || strings.Count(err.Error(), schemas.ResultStream) != 1 {
 			t.Errorf("error does not start with the failing stream: %v", err)
 		}
 		if got := streamConfig(t, ctx, js, schemas.RequestStream).MaxBytes; got != fits.RequestsMaxBytes {
