@@ -537,3 +537,21 @@ func TestStreamRecreated(t *testing.T) {
 		t.Fatalf("rows by epoch %v", byEpoch)
 	}
 }
+
+// TestServerRestart: the sink rides over a NATS server restart and goes on
+// from where it was.
+func TestServerRestart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, true)
+	b.publish(t, results(0, 10))
+	r := start(t, b.config(t))
+	r.waitCommitted(t, 10)
+	if err := b.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reconnect", func() bool { return b.nc.IsConnected() })
+	b.publish(t, results(10, 10))
+	r.waitCommitted(t, 20)
+	r.stop(t)
+	checkExactlyOnce(t, b.out, 20)
+}
