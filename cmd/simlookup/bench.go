@@ -44,7 +44,7 @@ Examples:
     simlookup bench --backlog --backlog-count 1000000`
 }
 
-func (c *benchCmd) run(a *app) error {
+func (c *benchCmd) check(*app) error {
 	switch {
 	case c.Count < 100:
 		return usagef("--count is %d: it needs at least 100", c.Count)
@@ -68,6 +68,10 @@ func (c *benchCmd) run(a *app) error {
 			return usagef("--skip %q: phases are e2e, ceilings, quota and latency", s)
 		}
 	}
+	return nil
+}
+
+func (c *benchCmd) run(a *app) error {
 	return bench.Run(a.ctx, bench.Config{
 		Count: c.Count, Rate: c.Rate, Burst: c.Burst, Duration: c.Duration, QuotaWorkers: c.QuotaWorkers,
 		Concurrency: c.Concurrency, JSONPath: c.JSON, Backlog: c.Backlog, BacklogCount: c.BacklogCount,

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -135,7 +137,10 @@ func newParser(model *cli, getenv func(string) string, stdout, stderr io.Writer)
 		// with the variable it came from.
 		scratch := reflect.New(flag.Target.Type()).Elem()
 		if err := flag.Value.Parse(kong.ScanFromTokens(kong.Token{Type: kong.FlagValueToken, Value: v}), scratch); err != nil {
-			return nil, fmt.Errorf("from %s=%q: %w", name, v, err)
+			return nil, &envError{name: name, err: err}
+		}
+		if flag.Enum != "" && !flag.EnumMap()[v] {
+			return nil, &envError{name: name, err: fmt.Errorf("--%s must be one of %s but got %q", flag.Name, quoteList(flag.EnumSlice()), v)}
 		}
 		return v, nil
 	})
@@ -188,8 +193,87 @@ func newParser(model *cli, getenv func(string) string, stdout, stderr io.Writer)
 	return k, envs, err
 }
 
+// envError is a bad value of a flag's environment variable.
+type envError struct {
+	name string
+	err  error
+}
+
+func (e *envError) Error() string { return "from " + e.name + ": " + e.err.Error() }
+func (e *envError) Unwrap() error { return e.err }
+
+func quoteList(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = strconv.Quote(v)
+	}
+	return strings.Join(q, ",")
+}
+
+// Rewrites of kong's value errors into the wording of our own refusals.
+var (
+	quoted      = `("(?:[^"\\]|\\.)*")`
+	parseErrors = []struct {
+		re   *regexp.Regexp
+		repl string
+	}{
+		{regexp.MustCompile(`expected a float but got ` + quoted + `(?: \(\w+\))?`), `expected a number, got $1`},
+		{regexp.MustCompile(`expected (?:a valid \d+ bit u?int|an int) but got ` + quoted + `(?: \(\w+\))?`), `expected a whole number, got $1`},
+		{regexp.MustCompile(`expected duration but got ` + quoted + `(?::.*)?$`), `expected a duration such as 500ms, 30s or 5m, got $1`},
+		{regexp.MustCompile(`(?:expected bool|bool value must be true, 1, yes, false, 0 or no) but got ` + quoted + `(?: \(\w+\))?`), `expected true or false, got $1`},
+		{regexp.MustCompile(`^(--[\w-]+) must be one of (.*) but got ` + quoted + `$`), `$1: expected one of $2, got $3`},
+		{regexp.MustCompile(`^(--[\w-]+): expected \w+ value but got "(-[^"]*)" \(short flag\).*$`), `$1: write a negative value with "=": $1=$2`},
+	}
+	envPrefixRE = regexp.MustCompile(`^--([\w-]+): from (SIMLOOKUP_\w+): (?:--[\w-]+:? )?`)
+)
+
+// describeParseError words a kong parse error like our own refusals:
+// "--rate: expected a number, got "abc"", and for a value from the
+// environment "--rate (from SIMLOOKUP_RATE): expected a number, got "abc"".
+func describeParseError(err error) string {
+	msg := err.Error()
+	var ee *envError
+	if errors.As(err, &ee) {
+		inner := ee.err.Error()
+		for _, p := range parseErrors {
+			inner = p.re.ReplaceAllString(inner, p.repl)
+		}
+		inner = strings.TrimPrefix(inner, "--")
+		if i := strings.Index(inner, ": "); i > 0 && !strings.ContainsAny(inner[:i], " \"") {
+			inner = inner[i+2:] // the flag is named below
+		} else if i := strings.Index(inner, " "); i > 0 && !strings.Contains(inner[:i], "\"") {
+			inner = inner[i+1:]
+		}
+		if m := envPrefixRE.FindStringSubmatch(msg); m != nil {
+			return "--" + m[1] + " (from " + m[2] + "): " + inner
+		}
+		return ee.name + ": " + inner
+	}
+	for _, p := range parseErrors {
+		msg = p.re.ReplaceAllString(msg, p.repl)
+	}
+	return msg
+}
+
+// checker is implemented by commands that can check their configuration
+// without starting anything (no I/O but reading the files they are given).
+// run calls check before run; a usage error exits 2.
+type checker interface {
+	check(a *app) error
+}
+
 // run parses args and runs the selected command; it returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	return runMode(ctx, args, getenv, stdin, stdout, stderr, false)
+}
+
+// checkOnly parses args and checks the selected command's configuration
+// without running it (the examples test uses it); it returns the exit code.
+func checkOnly(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return runMode(ctx, args, getenv, strings.NewReader(""), stdout, stderr, true)
+}
+
+func runMode(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, onlyCheck bool) (code int) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
@@ -218,11 +302,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "simlookup: error: %v\n", err)
 		var pe *kong.ParseError
 		if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
-			fmt.Fprintf(stderr, "Run \"simlookup %s --help\" for usage.\n", pe.Context.Selected().Path())
+			path := pe.Context.Selected().Path()
+			fmt.Fprintf(stderr, "simlookup %s: %s\n", path, describeParseError(err))
+			fmt.Fprintf(stderr, "Run \"simlookup %s --help\" for usage.\n", path)
 		} else {
+			fmt.Fprintf(stderr, "simlookup: %s\n", describeParseError(err))
 			fmt.Fprintln(stderr, `Run "simlookup --help" for usage.`)
 		}
 		return exitUsage
@@ -239,7 +325,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	a := &app{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr, g: &model.globals, command: sel.Path()}
 	a.log = newLogger(model.LogFormat, model.LogLevel, stderr).With("cmd", a.command)
-	if err := cmd.run(a); err != nil {
+	var err2 error
+	if ch, ok := cmd.(checker); ok {
+		err2 = ch.check(a)
+	}
+	if err2 == nil && !onlyCheck {
+		err2 = cmd.run(a)
+	}
+	if err := err2; err != nil {
 		var ue *usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "simlookup %s: %v\n", a.command, err)

@@ -135,3 +135,37 @@ func TestFlagRef(t *testing.T) {
 		t.Fatalf("flagRef = %q", got)
 	}
 }
+
+// TestParseErrorsAreWordedLikeRefusals: kong's value errors carry the same
+// "simlookup <command>: --flag ..." prefix as our own refusals, name the
+// variable when the value came from the environment, and exit 2.
+func TestParseErrorsAreWordedLikeRefusals(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"worker", "--rate", "abc"}, `simlookup worker: --rate: expected a number, got "abc"` + "\n"},
+		{map[string]string{"SIMLOOKUP_RATE": "abc"}, []string{"worker"}, `simlookup worker: --rate (from SIMLOOKUP_RATE): expected a number, got "abc"` + "\n"},
+		{nil, []string{"worker", "--burst", "x"}, `simlookup worker: --burst: expected a whole number, got "x"` + "\n"},
+		{map[string]string{"SIMLOOKUP_API_TIMEOUT": "5"}, []string{"worker"}, `simlookup worker: --api-timeout (from SIMLOOKUP_API_TIMEOUT): expected a duration such as 500ms, 30s or 5m, got "5"` + "\n"},
+		{nil, []string{"sink", "--limiter", "x"}, "simlookup sink: unknown flag --limiter"},
+		{map[string]string{"SIMLOOKUP_LIMITER": "foo"}, []string{"worker"}, `simlookup worker: --limiter (from SIMLOOKUP_LIMITER): expected one of "fleet","local", got "foo"` + "\n"},
+		{nil, []string{"worker", "--limiter", "foo"}, `simlookup worker: --limiter: expected one of "fleet","local", got "foo"` + "\n"},
+		{map[string]string{"SIMLOOKUP_NO_PROVISION": "maybe"}, []string{"worker"}, `simlookup worker: --no-provision (from SIMLOOKUP_NO_PROVISION): expected true or false, got "maybe"` + "\n"},
+		{nil, []string{"nope"}, "simlookup: unexpected argument nope\n"},
+		// our own validation, for comparison
+		{nil, []string{"worker", "--rate=-1"}, "simlookup worker: --rate (SIMLOOKUP_RATE) is -1"},
+		{nil, []string{"worker", "--quota-fallback-rate", "-1"}, `simlookup worker: --quota-fallback-rate: write a negative value with "=": --quota-fallback-rate=-1` + "\n"},
+	} {
+		r := cmdRun{env: tc.env}.run(t, tc.args...)
+		wantCode(t, r, exitUsage)
+		if !strings.HasPrefix(r.stderr, tc.want) {
+			t.Errorf("%v %v: stderr\n%s\nwant it to start with\n%s", tc.env, tc.args, r.stderr, tc.want)
+		}
+		if !strings.Contains(r.stderr, "--help\" for usage") {
+			t.Errorf("%v: no usage hint in %q", tc.args, r.stderr)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,7 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -113,7 +117,21 @@ type workerFlags struct {
 	GiveUpAfter     time.Duration `name:"give-up-after" default:"24h" placeholder:"DURATION" group:"Worker" help:"Age after which a request whose lookups keep failing gets a failed result (kind exhausted)."`
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" default:"25s" placeholder:"DURATION" group:"Worker" help:"On SIGTERM, how long in-flight lookups may take to finish; the rest are handed back."`
 	NoProvision     bool          `name:"no-provision" group:"Worker" help:"Do not create or update streams and the consumer; wait for them to exist."`
-	WorkerName      string        `name:"worker-name" placeholder:"NAME" group:"Worker" help:"Name of this worker in results and dead letters (default <host>-<pid>)."`
+	WorkerName      string        `name:"worker-name" placeholder:"NAME" group:"Worker" help:"Name of this worker in results and dead letters (default <host>-<pid>); also names its fleet-limiter member (sanitized, plus a random suffix)."`
+
+	RetryInitial    time.Duration `name:"retry-initial" default:"200ms" placeholder:"DURATION" group:"Worker" help:"First backoff interval between attempts of one delivery (doubling, with jitter; a Retry-After is never undercut)."`
+	RetryMax        time.Duration `name:"retry-max" default:"30s" placeholder:"DURATION" group:"Worker" help:"Largest backoff interval between attempts of one delivery."`
+	RetryBudget     time.Duration `name:"retry-budget" default:"2m" placeholder:"DURATION" group:"Worker" help:"Time spent retrying within one delivery before the request is handed back for a delayed redelivery."`
+	RedeliveryDelay time.Duration `name:"redelivery-delay" default:"30s" placeholder:"DURATION" group:"Worker" help:"Delay of the redelivery after a spent retry budget; it doubles with each delivery up to --redelivery-max."`
+	RedeliveryMax   time.Duration `name:"redelivery-max" default:"15m" placeholder:"DURATION" group:"Worker" help:"Largest redelivery delay."`
+	ProbeInitial    time.Duration `name:"probe-initial" default:"1s" placeholder:"DURATION" group:"Worker" help:"While paused on refused credentials: first interval between vendor probes (doubling)."`
+	ProbeMax        time.Duration `name:"probe-max" default:"1m" placeholder:"DURATION" group:"Worker" help:"While paused: largest interval between vendor probes."`
+	BreakerFailures int           `name:"breaker-failures" default:"5" placeholder:"N" group:"Worker" help:"Consecutive 5xx/timeout/transport failures after which the worker stops pulling new requests until a call succeeds."`
+	MaxReplays      int           `name:"max-replays" default:"5" placeholder:"N" group:"Worker" help:"Immediate re-signed retries after the vendor's replay code; after that a replay is retried with backoff."`
+	MaxRequestBytes byteSize      `name:"max-request-bytes" default:"64KiB" placeholder:"SIZE" group:"Worker" help:"Largest request body accepted; a larger one gets an invalid result (too_large)."`
+
+	QuotaBucket       string  `name:"quota-bucket" default:"simlookup_quota" placeholder:"BUCKET" group:"Worker" help:"With --limiter fleet: the KV bucket the workers coordinate the rate through (created if missing)."`
+	QuotaFallbackRate float64 `name:"quota-fallback-rate" default:"0" placeholder:"PER_SECOND" group:"Worker" help:"With --limiter fleet: calls per second of a worker that lost coordination (NATS or the bucket unreachable); 0: a conservative share of --rate; negative (--quota-fallback-rate=-1): stop sending until coordination returns."`
 }
 
 func (f *workerFlags) validate() error {
@@ -135,7 +153,67 @@ func (f *workerFlags) validate() error {
 	case f.ShutdownTimeout < 0:
 		return usagef("%s is negative", flagRef("shutdown-timeout"))
 	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"retry-initial", f.RetryInitial}, {"retry-max", f.RetryMax}, {"retry-budget", f.RetryBudget},
+		{"redelivery-delay", f.RedeliveryDelay}, {"redelivery-max", f.RedeliveryMax},
+		{"probe-initial", f.ProbeInitial}, {"probe-max", f.ProbeMax},
+	} {
+		if d.v < time.Millisecond {
+			return usagef("%s is %s: it needs at least 1ms", flagRef(d.flag), d.v)
+		}
+	}
+	for _, p := range []struct{ lo, hi string }{{"retry-initial", "retry-max"}, {"redelivery-delay", "redelivery-max"}, {"probe-initial", "probe-max"}} {
+		if f.duration(p.hi) < f.duration(p.lo) {
+			return usagef("%s (%s) is below %s (%s)", flagRef(p.hi), f.duration(p.hi), flagRef(p.lo), f.duration(p.lo))
+		}
+	}
+	switch {
+	case f.BreakerFailures < 1:
+		return usagef("%s is %d: it needs at least 1", flagRef("breaker-failures"), f.BreakerFailures)
+	case f.MaxReplays < 1:
+		return usagef("%s is %d: it needs at least 1", flagRef("max-replays"), f.MaxReplays)
+	case f.MaxRequestBytes < 256 || f.MaxRequestBytes > 64<<20:
+		return usagef("%s is %d bytes: it needs 256 bytes to 64MiB", flagRef("max-request-bytes"), f.MaxRequestBytes)
+	case !bucketPattern.MatchString(f.QuotaBucket):
+		return usagef("%s %q: a bucket name is letters, digits, '-' and '_'", flagRef("quota-bucket"), f.QuotaBucket)
+	case math.IsNaN(f.QuotaFallbackRate) || math.IsInf(f.QuotaFallbackRate, 0):
+		return usagef("%s is %v: give a number (negative: stop sending)", flagRef("quota-fallback-rate"), f.QuotaFallbackRate)
+	}
 	return nil
+}
+
+var bucketPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func (f *workerFlags) duration(flag string) time.Duration {
+	return map[string]time.Duration{
+		"retry-initial": f.RetryInitial, "retry-max": f.RetryMax, "redelivery-delay": f.RedeliveryDelay,
+		"redelivery-max": f.RedeliveryMax, "probe-initial": f.ProbeInitial, "probe-max": f.ProbeMax,
+	}[flag]
+}
+
+// quotaMember is the fleet-limiter member of a worker named name: the name
+// with characters a KV key cannot hold replaced by '_', plus a random
+// suffix so that two processes given the same name stay distinct members.
+// Empty for no name (the limiter's default, host-pid-random).
+func quotaMember(name string) string {
+	if name == "" {
+		return ""
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	s := strings.Map(func(r rune) rune {
+		if r < 128 && (r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, name)
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return s + "-" + hex.EncodeToString(rnd[:])
 }
 
 // sinkFlags configure the Parquet sink.
@@ -194,14 +272,17 @@ func (f *workerFlags) limiter(js jetstream.JetStream, appkey string, replicas in
 		return l, nil, nil
 	}
 	fl, err := quota.NewFleet(quota.Config{
-		JetStream:  js,
-		Key:        quota.KeyFor(appkey),
-		Rate:       f.Rate,
-		Burst:      f.Burst,
-		LeaseTTL:   f.LeaseTTL,
-		Replicas:   replicas,
-		Logger:     log,
-		Registerer: reg,
+		JetStream:    js,
+		Bucket:       f.QuotaBucket,
+		Key:          quota.KeyFor(appkey),
+		Member:       quotaMember(f.WorkerName),
+		Rate:         f.Rate,
+		Burst:        f.Burst,
+		LeaseTTL:     f.LeaseTTL,
+		FallbackRate: f.QuotaFallbackRate,
+		Replicas:     replicas,
+		Logger:       log,
+		Registerer:   reg,
 	})
 	if err != nil {
 		return nil, nil, usagef("%v", err)
@@ -235,7 +316,8 @@ Examples:
     SIMLOOKUP_SECRET=... simlookup worker --appkey 000001 --rate 5 --http-addr :9090
     simlookup worker --nats-url nats://nats:4222 --nats-creds worker.creds \
         --appkey 000001 --secret-file /run/secrets/eiot --concurrency 32
-    simlookup worker --api-url http://127.0.0.1:8080 --appkey demo --limiter local --rate 0`
+    SIMLOOKUP_SECRET=s3cret simlookup worker --api-url http://127.0.0.1:8080 --appkey demo-appkey \
+        --limiter local --rate 0    # against "simlookup fake-api" (see its --help), unlimited`
 }
 
 // workerParts is a configured worker and its limiter.
@@ -279,6 +361,16 @@ func newWorker(a *app, js jetstream.JetStream, api *apiFlags, wf *workerFlags, s
 		NoProvision:     wf.NoProvision,
 		StreamOptions:   sf.options(),
 		GiveUpAfter:     wf.GiveUpAfter,
+		RetryInitial:    wf.RetryInitial,
+		RetryMax:        wf.RetryMax,
+		RetryBudget:     wf.RetryBudget,
+		RedeliveryDelay: wf.RedeliveryDelay,
+		RedeliveryMax:   wf.RedeliveryMax,
+		ProbeInitial:    wf.ProbeInitial,
+		ProbeMax:        wf.ProbeMax,
+		BreakerFailures: wf.BreakerFailures,
+		MaxReplays:      wf.MaxReplays,
+		MaxRequestBytes: int(wf.MaxRequestBytes),
 		ShutdownTimeout: wf.ShutdownTimeout,
 		SecretFile:      api.SecretFile,
 		Name:            wf.WorkerName,
@@ -350,8 +442,9 @@ func (c *workerCmd) run(a *app) error {
 	if err != nil {
 		return err
 	}
-	a.log.Info("starting worker", "api_url", c.APIURL, "appkey", maskAppKey(c.AppKey), "limiter", c.Limiter,
-		"rate", c.Rate, "burst", c.Burst, "concurrency", c.Concurrency)
+	// The worker logs its own settings (concurrency, limiter kind, ...) as it
+	// starts; these are the ones only the command line knows.
+	a.log.Info("starting worker", "api_url", c.APIURL, "appkey", maskAppKey(c.AppKey), "rate", c.Rate, "burst", c.Burst)
 	reg := newRegistry()
 	var wp *workerParts
 	ready := func() error {
@@ -466,9 +559,20 @@ func (c *sinkCmd) run(a *app) error {
 	mu.Lock()
 	s = sk
 	mu.Unlock()
-	if err := sk.Run(a.ctx); err != nil {
+	return runSink(a.ctx, a.log, sk)
+}
+
+// runSink runs the sink until ctx ends, saying when it starts to stop and
+// how far it committed (the sink package logs its files, not its shutdown).
+func runSink(ctx context.Context, log *slog.Logger, s *sink.Sink) error {
+	stopLog := context.AfterFunc(ctx, func() { log.Info("sink stopping: committing the open file") })
+	err := s.Run(ctx)
+	stopLog()
+	if err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
+	seq := s.Status().CommittedSeq
+	log.Info(fmt.Sprintf("sink stopped (committed through seq %d)", seq), "committed_seq", seq)
 	return nil
 }
 
@@ -512,8 +616,7 @@ func (c *runCmd) run(a *app) error {
 		return err
 	}
 	out, _ := filepath.Abs(c.Out)
-	a.log.Info("starting worker and sink", "api_url", c.APIURL, "appkey", maskAppKey(c.AppKey), "limiter", c.Limiter,
-		"rate", c.Rate, "concurrency", c.Concurrency, "out", out)
+	a.log.Info("starting worker and sink", "api_url", c.APIURL, "appkey", maskAppKey(c.AppKey), "rate", c.Rate, "burst", c.Burst, "out", out)
 	reg := newRegistry()
 	var (
 		mu sync.Mutex
@@ -571,12 +674,7 @@ func (c *runCmd) run(a *app) error {
 	hup, stop := notifyHUP()
 	defer stop()
 	return runBoth(a.ctx, func(ctx context.Context) error { return runWorker(ctx, a, p, hup) },
-		func(ctx context.Context) error {
-			if err := s.Run(ctx); err != nil {
-				return fmt.Errorf("sink: %w", err)
-			}
-			return nil
-		})
+		func(ctx context.Context) error { return runSink(ctx, a.log, s) })
 }
 
 // runBoth runs the functions until ctx ends or one fails; a failure stops
@@ -596,4 +694,36 @@ func runBoth(ctx context.Context, fns ...func(context.Context) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+func (c *workerCmd) check(a *app) error {
+	if err := c.validate(a); err != nil {
+		return err
+	}
+	_, err := c.apiFlags.client(a, a.log)
+	return err
+}
+
+func (c *sinkCmd) check(a *app) error {
+	if err := c.natsFlags.validate(a.getenv); err != nil {
+		return err
+	}
+	if err := c.sinkFlags.validate(); err != nil {
+		return err
+	}
+	return checkAddr("http-addr", c.HTTPAddr)
+}
+
+func (c *runCmd) check(a *app) error {
+	for _, v := range []func() error{
+		func() error { return c.natsFlags.validate(a.getenv) },
+		c.workerFlags.validate, c.streamFlags.validate, c.sinkFlags.validate,
+		func() error { return checkAddr("http-addr", c.HTTPAddr) },
+	} {
+		if err := v(); err != nil {
+			return err
+		}
+	}
+	_, err := c.apiFlags.client(a, a.log)
+	return err
 }

@@ -129,19 +129,54 @@ func TestWorkerLooksUpAndServesHealth(t *testing.T) {
 
 func TestWorkerWithFleetLimiterAndSecretFile(t *testing.T) {
 	t.Parallel()
-	srv, _ := provisioned(t)
+	srv, js := provisioned(t)
 	_, apiURL := eiottest.Start(t, eiottest.Config{})
 	secretFile := writeFile(t, "secret", eiottest.TestSecret+"\n")
 	stop := background(t, cmdRun{}, "worker", "--nats-url", srv.URL(), "--api-url", apiURL,
 		"--appkey", eiottest.TestAppKey, "--secret-file", secretFile, "--rate", "50", "--burst", "5",
-		"--requests-max-bytes", "64MiB", "--results-max-bytes", "64MiB")
+		"--requests-max-bytes", "64MiB", "--results-max-bytes", "64MiB",
+		"--quota-bucket", "custom_quota", "--worker-name", "worker a/1", "--quota-fallback-rate=-1",
+		"--retry-initial", "50ms", "--retry-max", "1s", "--max-request-bytes", "4KiB")
 	wantCode(t, runCLI(t, append([]string{"publish", "--nats-url", srv.URL(), "--job-id", "f"}, iccids(10)...)...), exitOK)
-	r := runCLI(t, "results", "--nats-url", srv.URL(), "--job-id", "f", "--wait", "--timeout", "30s")
+	r := runCLI(t, "results", "--nats-url", srv.URL(), "--job-id", "f", "--wait", "--timeout", "30s", "--events")
 	wantCode(t, r, exitOK)
-	if !strings.Contains(r.stdout, "10/10 results: 10 ok") {
-		t.Fatalf("summary %q", r.stdout)
+	if !strings.Contains(r.stderr, "10/10 results: 10 ok") {
+		t.Fatalf("summary %q", r.stderr)
+	}
+	if !strings.Contains(r.stdout, `"worker":"worker a/1"`) {
+		t.Fatalf("results do not name the worker:\n%s", r.stdout)
+	}
+	// The fleet limiter coordinates through --quota-bucket, as a member
+	// named after --worker-name (sanitized, with a random suffix).
+	kv, err := js.KeyValue(t.Context(), "custom_quota")
+	if err != nil {
+		t.Fatalf("--quota-bucket custom_quota was not used: %v", err)
+	}
+	keys, err := kv.Keys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, k := range keys {
+		if _, m, ok := strings.Cut(k, ".m."); ok && strings.HasPrefix(m, "worker_a_1-") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no lease of member worker_a_1-* in %q", keys)
 	}
 	wantCode(t, stop(), exitOK)
+}
+
+func TestQuotaMember(t *testing.T) {
+	t.Parallel()
+	a, b := quotaMember("host 1/worker.ä"), quotaMember("host 1/worker.ä")
+	if a == b || !strings.HasPrefix(a, "host_1_worker__-") || len(a) != len("host_1_worker__-")+8 {
+		t.Fatalf("quotaMember = %q, %q", a, b)
+	}
+	if quotaMember("") != "" {
+		t.Fatal("no name must leave the limiter's default")
+	}
 }
 
 func TestWorkerRefusals(t *testing.T) {
@@ -165,6 +200,16 @@ func TestWorkerRefusals(t *testing.T) {
 		{testSecretEnv, append(base, "--http-addr", "9090"), "--http-addr (SIMLOOKUP_HTTP_ADDR)"},
 		{testSecretEnv, append(base, "--limiter", "global"), "--limiter"},
 		{map[string]string{"SIMLOOKUP_SECRET": "x", "SIMLOOKUP_RATE": "fast"}, base, "SIMLOOKUP_RATE"},
+		{testSecretEnv, append(base, "--retry-initial", "0s"), "--retry-initial (SIMLOOKUP_RETRY_INITIAL) is 0s"},
+		{testSecretEnv, append(base, "--retry-initial", "1m", "--retry-max", "10s"), "--retry-max (SIMLOOKUP_RETRY_MAX) (10s) is below --retry-initial"},
+		{testSecretEnv, append(base, "--redelivery-max", "1s"), "--redelivery-max (SIMLOOKUP_REDELIVERY_MAX) (1s) is below --redelivery-delay"},
+		{testSecretEnv, append(base, "--probe-max", "10ms"), "--probe-max (SIMLOOKUP_PROBE_MAX) (10ms) is below --probe-initial"},
+		{testSecretEnv, append(base, "--retry-budget", "0s"), "--retry-budget (SIMLOOKUP_RETRY_BUDGET)"},
+		{testSecretEnv, append(base, "--breaker-failures", "0"), "--breaker-failures (SIMLOOKUP_BREAKER_FAILURES) is 0"},
+		{testSecretEnv, append(base, "--max-replays", "0"), "--max-replays (SIMLOOKUP_MAX_REPLAYS) is 0"},
+		{testSecretEnv, append(base, "--max-request-bytes", "10"), "--max-request-bytes (SIMLOOKUP_MAX_REQUEST_BYTES) is 10 bytes"},
+		{testSecretEnv, append(base, "--quota-bucket", "a.b"), "--quota-bucket (SIMLOOKUP_QUOTA_BUCKET) \"a.b\""},
+		{map[string]string{"SIMLOOKUP_SECRET": "x", "SIMLOOKUP_QUOTA_FALLBACK_RATE": "slow"}, base, "--quota-fallback-rate (from SIMLOOKUP_QUOTA_FALLBACK_RATE): expected a number"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[1:], " "), func(t *testing.T) {
@@ -198,7 +243,13 @@ func TestSinkWritesParquetAndHoldsTheFolder(t *testing.T) {
 	if !strings.Contains(strings.ToLower(r.stderr), "lock") {
 		t.Fatalf("second sink stderr %q", r.stderr)
 	}
-	wantCode(t, stop(), exitOK)
+	res := stop()
+	wantCode(t, res, exitOK)
+	for _, s := range []string{"sink stopping", "sink stopped (committed through seq 5)"} {
+		if !strings.Contains(res.stderr, s) {
+			t.Errorf("the sink's log lacks %q:\n%s", s, res.stderr)
+		}
+	}
 }
 
 func resultFor(i int) schemas.Result {

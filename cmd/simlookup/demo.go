@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parquet-go/parquet-go"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/simlookup/simlookup/internal/natstest"
@@ -38,7 +39,7 @@ type demoCmd struct {
 	Workers  int           `default:"2" placeholder:"N" env:"-" help:"Worker instances sharing the rate (fleet limiter)."`
 	Out      string        `short:"o" default:"simlookup-demo" type:"path" placeholder:"DIR" env:"-" help:"Folder for the Parquet files (reused by later runs: new files, nothing overwritten)."`
 	DataDir  string        `name:"data-dir" type:"path" placeholder:"DIR" env:"-" help:"Keep the embedded NATS server's store here (default a temporary folder, removed at exit)."`
-	Faults   bool          `default:"true" negatable:"" env:"-" help:"Inject modest vendor faults (5xx, 429 with Retry-After, resets, malformed bodies, latency)."`
+	NoFaults bool          `name:"no-faults" env:"-" help:"Inject no vendor faults (by default the fake answers with modest 5xx, 429 with Retry-After, resets, malformed bodies and latency)."`
 	Seed     uint64        `default:"1" placeholder:"N" env:"-" help:"Seed of the sample ICCIDs and of the faults."`
 	Timeout  time.Duration `default:"5m" placeholder:"DURATION" env:"-" help:"Give up (exit 1) if the run takes longer."`
 	Verbose  bool          `short:"v" env:"-" help:"Show the components' logs (default: warnings only)."`
@@ -199,7 +200,7 @@ func (c *demoCmd) run(a *app) error {
 	_, _ = rand.Read(sb[:])
 	secret := sign.NewSecret(hex.EncodeToString(sb[:]))
 	fcfg := eiottest.Config{AppKey: appkey, Secret: secret, Logger: complog}
-	if c.Faults {
+	if !c.NoFaults {
 		fcfg.Faults = eiottest.Faults{
 			Latency: 5 * time.Millisecond, Jitter: 20 * time.Millisecond,
 			Rate5xx: 0.03, Rate429: 0.005, RetryAfter: time.Second,
@@ -401,13 +402,23 @@ func (c *demoCmd) run(a *app) error {
 		fmt.Fprintf(w, "           %6d  %s\n", tally.reasons[k], k)
 	}
 	rate := float64(stats.Attempts) / lookElapsed.Seconds()
-	fmt.Fprintf(w, "  vendor calls %d (%d retries), %.1f calls/s achieved at a limit of %g/s; busiest 1-second window at the vendor: %d\n",
-		stats.Attempts, stats.Retries, rate, c.Rate, fstats.MaxWindow)
+	fmt.Fprintf(w, "  vendor calls %d (%d retries), %.1f calls/s achieved at a limit of %g/s\n", stats.Attempts, stats.Retries, rate, c.Rate)
+	fmt.Fprintf(w, "  busiest 1-second window at the vendor: %d calls (bound: rate + burst = %g)\n", fstats.MaxWindow, c.Rate+float64(c.Burst))
 	rows := 0
 	for _, f := range tally.files {
 		rows += f.Rows
 	}
-	fmt.Fprintf(w, "\nParquet: %d file(s), %d rows, under %s\n", len(tally.files), rows, displayPath(out))
+	fmt.Fprintf(w, "\nParquet under %s:\n", displayPath(out))
+	fmt.Fprintf(w, "  this run wrote %d file(s) (%d rows)", len(tally.files), rows)
+	if all, err := folderContents(out); err != nil {
+		fmt.Fprintf(w, "; reading the folder failed: %v\n", err)
+	} else {
+		runs := fmt.Sprintf("%d run(s)", all.epochs)
+		if c.DataDir != "" {
+			runs = fmt.Sprintf("%d results stream(s) (runs with the same --data-dir share one)", all.epochs)
+		}
+		fmt.Fprintf(w, "; the folder now holds %d file(s) (%d rows) from %s\n", all.files, all.rows, runs)
+	}
 	for i, f := range tally.files {
 		if i == 10 && len(tally.files) > 12 {
 			fmt.Fprintf(w, "  ... and %d more\n", len(tally.files)-i)
@@ -415,8 +426,71 @@ func (c *demoCmd) run(a *app) error {
 		}
 		fmt.Fprintf(w, "  %s  (%d rows)\n", displayPath(f.Path), f.Rows)
 	}
-	fmt.Fprintf(w, "\nTry:\n  duckdb -c \"SELECT status, count(*) FROM read_parquet('%s/**/*.parquet', hive_partitioning=true) GROUP BY 1\"\n", displayPath(out))
+	fmt.Fprint(w, demoQueryHint(out))
 	return nil
+}
+
+// demoQueryHint is what the demo suggests to query its output with: the
+// duckdb CLI, or the warehouse module's small Go program for people without
+// it (run at the repository root).
+func demoQueryHint(out string) string {
+	return fmt.Sprintf(`
+Try (with the duckdb CLI):
+  duckdb -c "SELECT status, count(*) FROM read_parquet('%s/**/*.parquet', hive_partitioning=true, hive_types={'dt': DATE, 'hour': INTEGER}) GROUP BY 1"
+or, without it, at the repository root (the first build compiles DuckDB, about a minute):
+  go -C deploy/warehouse run ./cmd/query -out %s
+`, displayPath(out), shellQuote(out))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// folderStats sums the committed Parquet files under a sink folder.
+type folderStats struct {
+	files, epochs int
+	rows          int64
+}
+
+// folderContents counts the *.parquet files under dir (those a reader
+// globbing **/*.parquet sees), their rows (from each file's footer) and the
+// results-stream epochs in their names (part-<epoch>-<first>-<last>).
+func folderContents(dir string) (folderStats, error) {
+	var st folderStats
+	epochs := map[string]bool{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".parquet") {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		pf, err := parquet.OpenFile(f, fi.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		st.files++
+		st.rows += pf.NumRows()
+		if parts := strings.Split(strings.TrimSuffix(d.Name(), ".parquet"), "-"); len(parts) == 4 && parts[0] == "part" {
+			epochs[parts[1]] = true
+		}
+		return nil
+	})
+	st.epochs = len(epochs)
+	return st, err
 }
 
 // displayPath shows p relative to the working directory when it is inside it.
@@ -431,3 +505,5 @@ func displayPath(p string) string {
 	}
 	return rel
 }
+
+func (c *demoCmd) check(*app) error { return c.validate() }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +17,9 @@ func TestDemoRunsTwiceIntoTheSameFolder(t *testing.T) {
 	for run := range 2 {
 		r := runCLI(t, "demo", "--count", "120", "--rate", "150", "--out", out, "--seed", strconv.Itoa(run+1))
 		wantCode(t, r, exitOK)
-		for _, s := range []string{"120 requests, 120 results", "ok ", "failed ", "invalid ", "vendor calls", "Parquet:", "duckdb -c", "read_parquet("} {
+		for _, s := range []string{"120 requests, 120 results", "ok ", "failed ", "invalid ", "vendor calls",
+			"(bound: rate + burst = 160)", "duckdb -c", "read_parquet(", "hive_types={'dt': DATE, 'hour': INTEGER}",
+			"go -C deploy/warehouse run ./cmd/query -out " + out} {
 			if !strings.Contains(r.stdout, s) {
 				t.Fatalf("run %d: summary lacks %q:\n%s", run+1, s, r.stdout)
 			}
@@ -37,11 +40,12 @@ func TestDemoRunsTwiceIntoTheSameFolder(t *testing.T) {
 		if !strings.Contains(r.stdout, "card not found") {
 			t.Fatalf("no not-found results:\n%s", r.stdout)
 		}
-		rows := regexp.MustCompile(`Parquet: \d+ file\(s\), (\d+) rows`).FindStringSubmatch(r.stdout)
-		if rows == nil || rows[1] != "120" {
-			t.Fatalf("Parquet rows: %v\n%s", rows, r.stdout)
-		}
 		files := parquetFiles(t, out)
+		m := regexp.MustCompile(`this run wrote (\d+) file\(s\) \((\d+) rows\); the folder now holds (\d+) file\(s\) \((\d+) rows\) from (\d+) run\(s\)`).FindStringSubmatch(r.stdout)
+		want := []string{strconv.Itoa(len(files) - len(before)), "120", strconv.Itoa(len(files)), strconv.Itoa(120 * (run + 1)), strconv.Itoa(run + 1)}
+		if m == nil || !slices.Equal(m[1:], want) {
+			t.Fatalf("run %d: Parquet summary %q, want %q:\n%s", run+1, m, want, r.stdout)
+		}
 		if len(files) <= len(before) {
 			t.Fatalf("run %d: %d files, had %d", run+1, len(files), len(before))
 		}

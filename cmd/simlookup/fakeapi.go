@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/simlookup/simlookup/sign"
 	"github.com/simlookup/simlookup/worker/eiot/eiottest"
 )
 
@@ -56,25 +57,32 @@ Examples:
     curl -s -X PUT localhost:8080/admin/faults -d '{"rate_429": 0.5, "retry_after": "2s"}'`
 }
 
-func (c *fakeAPICmd) run(a *app) error {
+func (c *fakeAPICmd) check(a *app) error {
+	_, _, err := c.config(a)
+	return err
+}
+
+// config validates the flags and returns the secret and the faults.
+func (c *fakeAPICmd) config(a *app) (sign.Secret, eiottest.Faults, error) {
+	var none eiottest.Faults
 	if c.AppKey == "" {
-		return usagef("%s is required: the appkey the fake accepts", flagRef("appkey"))
+		return sign.Secret{}, none, usagef("%s is required: the appkey the fake accepts", flagRef("appkey"))
 	}
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
-		return usagef("%s %q: want HOST:PORT, e.g. 127.0.0.1:8080 or :8080", flagRef("addr"), c.Addr)
+		return sign.Secret{}, none, usagef("%s %q: want HOST:PORT, e.g. 127.0.0.1:8080 or :8080", flagRef("addr"), c.Addr)
 	}
 	if c.Quota < 0 {
-		return usagef("%s is %v: it needs 0 (unlimited) or more", flagRef("quota"), c.Quota)
+		return sign.Secret{}, none, usagef("%s is %v: it needs 0 (unlimited) or more", flagRef("quota"), c.Quota)
 	}
 	if c.MaxSkew < time.Second {
-		return usagef("%s is %s: it needs at least 1s", flagRef("max-skew"), c.MaxSkew)
+		return sign.Secret{}, none, usagef("%s is %s: it needs at least 1s", flagRef("max-skew"), c.MaxSkew)
 	}
 	if strings.Trim(c.NotFoundSuffix, "0123456789") != "" {
-		return usagef("%s %q: digits only", flagRef("not-found-suffix"), c.NotFoundSuffix)
+		return sign.Secret{}, none, usagef("%s %q: digits only", flagRef("not-found-suffix"), c.NotFoundSuffix)
 	}
 	secret, err := c.load(a.getenv, true)
 	if err != nil {
-		return err
+		return sign.Secret{}, none, err
 	}
 	faults := eiottest.Faults{
 		Latency: c.Latency, Jitter: c.Jitter,
@@ -84,7 +92,15 @@ func (c *fakeAPICmd) run(a *app) error {
 		RateHang: c.RateHang, Hang: c.Hang, RateNoData: c.RateNoData, Seed: c.Seed,
 	}
 	if err := faults.Validate(); err != nil {
-		return usagef("faults: %v", err)
+		return sign.Secret{}, none, usagef("faults: %v", err)
+	}
+	return secret, faults, nil
+}
+
+func (c *fakeAPICmd) run(a *app) error {
+	secret, faults, err := c.config(a)
+	if err != nil {
+		return err
 	}
 	suffix := c.NotFoundSuffix
 	fake, err := eiottest.New(eiottest.Config{

@@ -57,7 +57,7 @@ Examples:
     simlookup publish --file iccids.txt --job-id inventory-2026-12-03
     simlookup publish --csv fleet.csv --column ICCID
     cut -d, -f3 fleet.csv | simlookup publish
-    simlookup publish --file iccids.txt && simlookup results --job-id <id> --wait`
+    simlookup publish --file iccids.txt --job-id inventory-2 && simlookup results --job-id inventory-2 --wait`
 }
 
 var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9_=-]{1,100}$`)
@@ -401,3 +401,5 @@ func publishJob(ctx context.Context, nc *nats.Conn, spec publishSpec, log *slog.
 	sum.Elapsed = time.Since(start)
 	return sum, nil
 }
+
+func (c *publishCmd) check(a *app) error { return c.validate(a) }

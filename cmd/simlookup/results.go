@@ -91,7 +91,7 @@ func filterSubjects(statuses []string, iccid string) []string {
 	return out
 }
 
-func (c *resultsCmd) run(a *app) error {
+func (c *resultsCmd) check(a *app) error {
 	if err := c.natsFlags.validate(a.getenv); err != nil {
 		return err
 	}
@@ -111,10 +111,18 @@ func (c *resultsCmd) run(a *app) error {
 	if c.Timeout < 0 {
 		return usagef("--timeout is negative")
 	}
-	subjects := filterSubjects(statuses, c.ICCID)
-	if len(subjects) == 0 {
+	if len(filterSubjects(statuses, c.ICCID)) == 0 {
 		return usagef("--status invalid with --iccid matches nothing: invalid results carry no ICCID")
 	}
+	return nil
+}
+
+func (c *resultsCmd) run(a *app) error {
+	statuses, err := c.statuses()
+	if err != nil {
+		return err
+	}
+	subjects := filterSubjects(statuses, c.ICCID)
 	ctx := a.ctx
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -29,10 +29,18 @@ Examples:
     SIMLOOKUP_SECRET=a1b1c1d1 simlookup sign --explain appkey=000001 iccid=89852240400014306175 nonce=12345 timestamp=1700000000`
 }
 
-func (c *signCmd) run(a *app) error {
+func (c *signCmd) check(a *app) error {
 	if len(c.Params) == 0 {
 		return usagef("no parameters: give them as key=value, e.g. appkey=000001 timestamp=1556595508 nonce=24523 iccid=8985...")
 	}
+	if _, err := sign.ParseParams(c.Params); err != nil {
+		return usagef("%v", err)
+	}
+	_, err := c.load(a.getenv, true)
+	return err
+}
+
+func (c *signCmd) run(a *app) error {
 	p, err := sign.ParseParams(c.Params)
 	if err != nil {
 		return usagef("%v", err)

@@ -136,13 +136,20 @@ func dryRunLines(o schemas.StreamOptions, ackWait time.Duration) []dryRunLine {
 	return out
 }
 
-func (c *streamsCmd) run(a *app) error {
+func (c *streamsCmd) check(a *app) error {
 	if err := c.streamFlags.validate(); err != nil {
 		return err
 	}
 	if c.AckWait < 0 || (c.AckWait > 0 && c.AckWait < time.Second) {
 		return usagef("%s is %s: it needs at least 1s", flagRef("ack-wait"), c.AckWait)
 	}
+	if c.DryRun {
+		return nil
+	}
+	return c.natsFlags.validate(a.getenv)
+}
+
+func (c *streamsCmd) run(a *app) error {
 	if c.DryRun {
 		enc := json.NewEncoder(a.stdout)
 		for _, l := range dryRunLines(c.options(), c.AckWait) {
@@ -151,9 +158,6 @@ func (c *streamsCmd) run(a *app) error {
 			}
 		}
 		return nil
-	}
-	if err := c.natsFlags.validate(a.getenv); err != nil {
-		return err
 	}
 	nc, err := c.connect(a.ctx, a, connectOpts{})
 	if err != nil {
