@@ -273,11 +273,13 @@ func (w *Worker) provisionOptions() schemas.ProvisionOptions {
 }
 
 // setup provisions (or waits for) the streams and the consumer, retrying
-// with exponential backoff up to a minute. A conflict ends Run; the server
+// with exponential backoff (up to 10s, or a minute for what only an operator
+// fixes). A conflict ends Run; the server
 // refusing to reserve the streams' storage is logged at ERROR with the hint
 // on every attempt and shown by Ready.
 func (w *Worker) setup(ctx context.Context) error {
-	b := newBackoff(500*time.Millisecond, time.Minute)
+	b := newBackoff(500*time.Millisecond, 10*time.Second)      // waiting, NATS away: notice soon
+	permanent := newBackoff(500*time.Millisecond, time.Minute) // what only an operator fixes
 	state := "provisioning"
 	if w.cfg.NoProvision {
 		state = "waiting"
@@ -288,7 +290,7 @@ func (w *Worker) setup(ctx context.Context) error {
 		if w.cfg.NoProvision {
 			_, err = w.js.Consumer(ctx, schemas.RequestStream, schemas.WorkerConsumer)
 			if err != nil {
-				err = fmt.Errorf("waiting for consumer %s/%s (--no-provision): %w", schemas.RequestStream, schemas.WorkerConsumer, err)
+				err = fmt.Errorf("consumer %s/%s not found yet (--no-provision: waiting for it): %w", schemas.RequestStream, schemas.WorkerConsumer, err)
 			}
 		} else {
 			err = schemas.ProvisionWith(ctx, w.js, w.cfg.StreamOptions, w.provisionOptions())
@@ -303,13 +305,14 @@ func (w *Worker) setup(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		d := b.NextBackOff()
+		var d time.Duration
 		if schemas.IsInsufficientStorage(err) {
+			d = permanent.NextBackOff()
 			err = fmt.Errorf("%w. %s", err, schemas.InsufficientStorageHint)
 			w.log.Error("provisioning failed: the NATS server cannot reserve the streams' storage; retrying",
 				"err", err, "attempt", failures+1, "retry_in", d.String())
-		} else if failures == 0 || failures%10 == 0 {
-			w.log.Warn("provisioning not done yet; retrying", "state", state, "err", err, "attempt", failures+1, "retry_in", d.String())
+		} else if d = b.NextBackOff(); failures == 0 || failures%10 == 0 {
+			w.log.Warn("streams or consumer not ready yet; retrying", "state", state, "err", err, "attempt", failures+1, "retry_in", d.String())
 		}
 		w.mu.Lock()
 		w.stateErr = err
