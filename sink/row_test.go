@@ -223,7 +223,7 @@ time the results stream stored the result (` + "`stored_at`" + `). The partition
 (INTEGER, 0-23) are folder names only, never columns inside the files. Deduplicate on ` + "`request_id`" + `.
 
 Writer: zstd, data page v1, PLAIN strings (dictionary on the few low-cardinality columns), row groups of
-at most 100,000 rows, no unsigned, nested or INT96 types. Timestamps are INT64 TIMESTAMP(MICROS,
+at most 100,000 rows, a bloom filter on ` + "`iccid`" + `, no unsigned, nested or INT96 types. Timestamps are INT64 TIMESTAMP(MICROS,
 isAdjustedToUTC=true). Key-value metadata: ` + "`simlookup.schema_version`, `simlookup.version`, `simlookup.commit`, `simlookup.stream`, `simlookup.epoch`, `simlookup.first_seq`, `simlookup.last_seq`, `simlookup.rows`" + `.
 Evolution is additive: new columns are nullable; nothing is renamed or retyped within a schema_version.
 
