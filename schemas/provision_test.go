@@ -21,16 +21,7 @@ var small = schemas.StreamOptions{RequestsMaxBytes: 64 << 20, ResultsMaxBytes: 6
 
 func setupJS(t *testing.T) (context.Context, jetstream.JetStream) {
 	t.Helper()
-	srv := natstest.Run(t)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.RunJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx, js
@@ -326,15 +317,7 @@ func TestProvisionInsufficientStorageRollsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := srv.JetStream(t)
 	ctx := t.Context()
 	fits := schemas.StreamOptions{RequestsMaxBytes: 10 << 20, ResultsMaxBytes: 80 << 20}
 	if err := schemas.Provision(ctx, js, fits, 0); err != nil {

@@ -134,16 +134,7 @@ func TestStreamConfigsFollowSpec(t *testing.T) {
 // creation is idempotent) and route each subject to the right stream.
 func TestStreamConfigsOnServer(t *testing.T) {
 	t.Parallel()
-	srv := natstest.Run(t)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.RunJetStream(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	// Small bounds: the server refuses a MaxBytes it cannot reserve.

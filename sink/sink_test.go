@@ -40,15 +40,7 @@ func setup(t *testing.T, createStream bool) *bundle {
 
 func setupOn(t *testing.T, srv *natstest.Server, createStream bool) *bundle {
 	t.Helper()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := srv.JetStream(t)
 	b := &bundle{srv: srv, nc: nc, js: js, out: filepath.Join(t.TempDir(), "out")}
 	if createStream {
 		b.createStream(t)

@@ -54,15 +54,7 @@ func setupOn(t *testing.T, fc eiottest.Config, srv *natstest.Server, provision b
 	t.Helper()
 	b := &bundle{t: t}
 	b.nats = srv
-	nc, err := b.nats.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	b.nc = nc
-	if b.js, err = jetstream.New(nc); err != nil {
-		t.Fatal(err)
-	}
+	b.nc, b.js = srv.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	t.Cleanup(cancel)
 	b.ctx = ctx

@@ -594,16 +594,7 @@ func TestRecoversFromDeletedConsumerAndServerRestart(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
-	srv := natstest.Run(t)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.RunJetStream(t)
 	ok := Config{JetStream: js, Client: lookerFunc(nil)}
 	tests := []struct {
 		name  string
@@ -661,16 +652,7 @@ func TestVendorDownBreakerLimitsPulling(t *testing.T) {
 
 func TestProvisionConflictStopsRun(t *testing.T) {
 	t.Parallel()
-	srv := natstest.Run(t)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.RunJetStream(t)
 	bad := schemas.RequestStreamConfig(testStreams)
 	bad.Retention = jetstream.LimitsPolicy
 	if _, err := js.CreateStream(t.Context(), bad); err != nil {
@@ -791,16 +773,7 @@ func TestReloadSecretProbesAtOnce(t *testing.T) {
 
 func TestNoProvisionWaitsForTheConsumer(t *testing.T) {
 	t.Parallel()
-	srv := natstest.Run(t)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Run(t).JetStream(t)
 	fake, url := eiottest.Start(t, eiottest.Config{AppKey: testAppKey, Secret: sign.NewSecret(testSecret)})
 	client, err := eiot.New(fake.ClientConfig(url))
 	if err != nil {
