@@ -135,7 +135,7 @@ func TestFaultWorkerKillBetweenPublishAndAck(t *testing.T) {
 		w.Start()
 	}
 	wg.Wait()
-	s.note("worker kill -9 ×%d at random moments (rate 200/s, 64 in flight): %d landed between a result's PubAck and its request's ack (%d requests caught there); ack wait 2 s", kills, landed, caught)
+	s.note("worker kill -9 ×%d at random moments (rate 200/s, 64 in flight): %d landed between a result's PubAck and its request's ack (requests caught there: %d); ack wait 2 s", kills, landed, caught)
 	s.finish(120*time.Second, checker.Expect{})
 }
 
@@ -206,25 +206,34 @@ func TestFaultSinkKill9(t *testing.T) {
 func TestFaultNATSRestartAndKill9(t *testing.T) {
 	s := newScenario(t, "nats-restart-and-kill9")
 	s.fake.setMix(faultMix{Latency: 20 * time.Millisecond})
-	s.startWorker("--rate", "250")
-	s.startWorker("--rate", "250")
+	s.startWorker("--rate", "150")
+	s.startWorker("--rate", "150")
 	s.startSink()
 	s.waitStreams()
+	const total = 1500
 	var wg sync.WaitGroup
-	wg.Go(func() { s.publish(900) })
+	wg.Go(func() { s.publish(total) })
 	var at []string
-	for i, crash := range []bool{false, true, true} {
-		time.Sleep(randomBetween(700*time.Millisecond, 1500*time.Millisecond))
-		at = append(at, fmt.Sprintf("%d", s.resultsCount()))
+	prev := uint64(0)
+	for _, crash := range []bool{false, true, true} {
+		// each fault lands while results are being produced
+		eventually(t, 60*time.Second, "progress before the next fault", func() error {
+			if n := s.resultsCount(); n > prev {
+				return nil
+			}
+			return errNotYet
+		})
+		time.Sleep(randomBetween(300*time.Millisecond, 1000*time.Millisecond))
+		prev = s.resultsCount()
+		at = append(at, fmt.Sprintf("%d", prev))
 		if crash {
 			s.nats.Crash()
 		} else {
 			s.nats.Restart()
 		}
-		_ = i
 	}
 	wg.Wait()
-	s.note("nats-server restart ×1 then kill -9 ×2 mid-run, at %s of 900 results (same store, sync always)", strings.Join(at, ", "))
+	s.note("nats-server restart ×1 then kill -9 ×2 mid-run, at %s of %d results (same store, sync always)", strings.Join(at, ", "), total)
 	s.finish(150*time.Second, checker.Expect{})
 }
 
