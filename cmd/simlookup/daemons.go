@@ -565,9 +565,21 @@ func (c *sinkCmd) run(a *app) error {
 // runSink runs the sink until ctx ends, saying when it starts to stop and
 // how far it committed (the sink package logs its files, not its shutdown).
 func runSink(ctx context.Context, log *slog.Logger, s *sink.Sink) error {
-	stopLog := context.AfterFunc(ctx, func() { log.Info("sink stopping: committing the open file") })
+	done, logged := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(logged)
+		select {
+		case <-ctx.Done():
+		case <-done:
+			if ctx.Err() == nil {
+				return // the sink failed on its own
+			}
+		}
+		log.Info("sink stopping: committing the open file")
+	}()
 	err := s.Run(ctx)
-	stopLog()
+	close(done)
+	<-logged // "stopping" is always logged before "stopped"
 	if err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}

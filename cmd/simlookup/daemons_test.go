@@ -245,10 +245,9 @@ func TestSinkWritesParquetAndHoldsTheFolder(t *testing.T) {
 	}
 	res := stop()
 	wantCode(t, res, exitOK)
-	for _, s := range []string{"sink stopping", "sink stopped (committed through seq 5)"} {
-		if !strings.Contains(res.stderr, s) {
-			t.Errorf("the sink's log lacks %q:\n%s", s, res.stderr)
-		}
+	stopping, stopped := strings.Index(res.stderr, "sink stopping"), strings.Index(res.stderr, "sink stopped (committed through seq 5)")
+	if stopping < 0 || stopped < stopping {
+		t.Errorf("the sink's log lacks \"sink stopping\" then \"sink stopped (committed through seq 5)\":\n%s", res.stderr)
 	}
 }
 

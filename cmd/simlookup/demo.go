@@ -439,7 +439,17 @@ Try (with the duckdb CLI):
   duckdb -c "SELECT status, count(*) FROM read_parquet('%s/**/*.parquet', hive_partitioning=true, hive_types={'dt': DATE, 'hour': INTEGER}) GROUP BY 1"
 or, without it, at the repository root (the first build compiles DuckDB, about a minute):
   go -C deploy/warehouse run ./cmd/query -out %s
-`, displayPath(out), shellQuote(out))
+`, displayPath(out), queryOutArg(out))
+}
+
+// queryOutArg is out for "go -C deploy/warehouse run ./cmd/query -out",
+// which runs in another folder: "$PWD/<rel>" when out is inside the working
+// directory, else the absolute path, quoted for a POSIX shell.
+func queryOutArg(out string) string {
+	if rel := displayPath(out); !filepath.IsAbs(rel) {
+		return `"$PWD/` + strings.ReplaceAll(filepath.ToSlash(rel), `"`, `\"`) + `"`
+	}
+	return shellQuote(out)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

@@ -180,8 +180,11 @@ func (c *publishCmd) run(a *app) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "job %s: %d published to %s (%d new, %d already in the stream), %d failed\n",
-		jobID, sum.Published, subject, sum.Published-sum.Duplicates, sum.Duplicates, sum.Failed)
+	// A work-queue stream drops a request once a worker has acked it, so
+	// "in the stream" would be wrong: the stream remembers the ids (and
+	// drops a republished one) for its deduplication window.
+	fmt.Fprintf(a.stdout, "job %s: %d published to %s (%d new, %d already accepted (deduplicated within %g h)), %d failed\n",
+		jobID, sum.Published, subject, sum.Published-sum.Duplicates, sum.Duplicates, schemas.RequestsDuplicateWindow.Hours(), sum.Failed)
 	if sum.Failed > 0 {
 		for _, f := range sum.Failures {
 			fmt.Fprintf(a.stderr, "failed: %s: %s\n", f.RequestID, f.Err)
@@ -220,7 +223,7 @@ type publishFailure struct {
 // publishSummary counts the outcome of a publish run.
 type publishSummary struct {
 	Published  int // acknowledged by the stream (new or duplicate)
-	Duplicates int // acknowledged as already in the stream (same request id)
+	Duplicates int // acknowledged as duplicates: the stream accepted the same request id within its deduplication window
 	Failed     int
 	Failures   []publishFailure // at most 20
 	Elapsed    time.Duration

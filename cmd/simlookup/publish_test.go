@@ -116,7 +116,7 @@ func TestPublishSameJobIsIdempotentNewJobIsNot(t *testing.T) {
 	wantCode(t, runCLI(t, "publish", "--nats-url", srv.URL(), "--job-id", "j1", "--file", file), exitOK)
 	r := runCLI(t, "publish", "--nats-url", srv.URL(), "--job-id", "j1", "--file", file)
 	wantCode(t, r, exitOK)
-	if !strings.Contains(r.stdout, "(0 new, 3 already in the stream)") {
+	if !strings.Contains(r.stdout, "(0 new, 3 already accepted (deduplicated within 24 h))") {
 		t.Fatalf("republish stdout:\n%s", r.stdout)
 	}
 	if n := len(requests(t, js)); n != 3 {
