@@ -302,9 +302,10 @@ func (c *workerCmd) Help() string {
 	return `Consumes lookup requests from SIMLOOKUP_REQUESTS (durable consumer
 simlookup-worker, shared by every worker), calls the vendor under the rate
 limit with retries and backoff, and publishes exactly one result per request.
-Creates or updates the streams and the consumer on start (unless
---no-provision). Run as many as you like: with --limiter fleet (the default)
-they share --rate between them.
+Creates the streams, the consumer and the jobs bucket on start if they are
+missing (unless --no-provision); existing ones keep their settings (only
+"simlookup streams" changes them). Run as many as you like: with --limiter
+fleet (the default) they share --rate between them.
 
 The secret comes from SIMLOOKUP_SECRET or --secret-file; SIGHUP re-reads the
 file (a worker paused on refused credentials also re-reads it by itself).
@@ -506,7 +507,8 @@ Examples:
 
     simlookup sink --out ./parquet
     simlookup sink --nats-url nats://nats:4222 --out /data/simlookup --max-age 15m --http-addr :9091
-    duckdb -c "SELECT status, count(*) FROM read_parquet('parquet/**/*.parquet', hive_partitioning=true) GROUP BY 1"`
+    duckdb -c "SELECT status, count(*) FROM read_parquet('parquet/**/*.parquet', hive_partitioning=true, hive_types={'dt': DATE, 'hour': INTEGER}) GROUP BY 1"
+    go -C deploy/warehouse run ./cmd/query -out "$PWD/parquet"    # without the duckdb CLI, at the repository root`
 }
 
 func (c *sinkCmd) run(a *app) error {

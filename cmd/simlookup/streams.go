@@ -93,8 +93,9 @@ existing ones up to date. Safe to run again and from many places at once; a
 setting that cannot change in place (retention, storage, subjects) is reported
 as a conflict with what to do, and nothing is overwritten.
 
-Workers provision on start too (unless --no-provision); run this when the
-workers' NATS user may not manage streams.
+Workers create what is missing on start too (unless --no-provision), but
+never change existing settings: run this to apply new bounds, ages or
+replicas, and when the workers' NATS user may not manage streams.
 
 --dry-run prints one JSON object per line, in this order and format (stable:
 deploy/nats/*.json are checked against it):
