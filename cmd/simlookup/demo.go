@@ -232,7 +232,9 @@ func (c *demoCmd) run(a *app) error {
 		return err
 	}
 	sopts := schemas.StreamOptions{RequestsMaxBytes: 256 << 20, ResultsMaxBytes: 256 << 20}
-	if err := schemas.Provision(ctx, js, sopts, 10*time.Second); err != nil {
+	// Like the daemons: create what is missing, keep what a --data-dir
+	// store already has.
+	if err := schemas.ProvisionWith(ctx, js, sopts, schemas.ProvisionOptions{AckWait: 10 * time.Second, Logger: complog}); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
 

@@ -117,3 +117,22 @@ func TestSampleICCIDs(t *testing.T) {
 		t.Fatal("not deterministic")
 	}
 }
+
+// TestDemoQueryHint: the cmd/query command runs in deploy/warehouse (go -C),
+// so the folder is passed as "$PWD/<dir>" or an absolute path.
+func TestDemoQueryHint(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	h := demoQueryHint(filepath.Join(dir, "simlookup-demo"))
+	for _, s := range []string{
+		`read_parquet('simlookup-demo/**/*.parquet', hive_partitioning=true, hive_types={'dt': DATE, 'hour': INTEGER})`,
+		`go -C deploy/warehouse run ./cmd/query -out "$PWD/simlookup-demo"`,
+	} {
+		if !strings.Contains(h, s) {
+			t.Errorf("hint lacks %s:\n%s", s, h)
+		}
+	}
+	if got := queryOutArg("/data/it's here"); got != `'/data/it'\''s here'` {
+		t.Errorf("queryOutArg = %s", got)
+	}
+}
