@@ -223,6 +223,7 @@ var (
 		{regexp.MustCompile(`(?:expected bool|bool value must be true, 1, yes, false, 0 or no) but got ` + quoted + `(?: \(\w+\))?`), `expected true or false, got $1`},
 		{regexp.MustCompile(`^(--[\w-]+) must be one of (.*) but got ` + quoted + `$`), `$1: expected one of $2, got $3`},
 		{regexp.MustCompile(`^(--[\w-]+): expected \w+ value but got "(-[^"]*)" \(short flag\).*$`), `$1: write a negative value with "=": $1=$2`},
+		{regexp.MustCompile(`^(--[\w-]+): expected \w+ value but got "EOL" \(<EOL>\)$`), `$1: needs a value`},
 	}
 	envPrefixRE = regexp.MustCompile(`^--([\w-]+): from (SIMLOOKUP_\w+): (?:--[\w-]+:? )?`)
 )

@@ -155,6 +155,7 @@ func TestParseErrorsAreWordedLikeRefusals(t *testing.T) {
 		{nil, []string{"worker", "--limiter", "foo"}, `simlookup worker: --limiter: expected one of "fleet","local", got "foo"` + "\n"},
 		{map[string]string{"SIMLOOKUP_NO_PROVISION": "maybe"}, []string{"worker"}, `simlookup worker: --no-provision (from SIMLOOKUP_NO_PROVISION): expected true or false, got "maybe"` + "\n"},
 		{nil, []string{"nope"}, "simlookup: unexpected argument nope\n"},
+		{nil, []string{"results", "--job-id"}, "simlookup results: --job-id: needs a value\n"},
 		// our own validation, for comparison
 		{nil, []string{"worker", "--rate=-1"}, "simlookup worker: --rate (SIMLOOKUP_RATE) is -1"},
 		{nil, []string{"worker", "--quota-fallback-rate", "-1"}, `simlookup worker: --quota-fallback-rate: write a negative value with "=": --quota-fallback-rate=-1` + "\n"},
