@@ -134,6 +134,12 @@ type Sink struct {
 
 	missedEpoch string // the gap last reported, so that retries do not count it twice
 	missedUpTo  uint64
+
+	// storedAt is the time a message counts as stored at, and so its
+	// partition and stored_at column: the server's timestamp. A test seam
+	// (set before Run) so that a test decides where partitions change
+	// without waiting for the next UTC hour.
+	storedAt func(seq uint64, server time.Time) time.Time
 }
 
 // New validates cfg, applies the defaults and returns a Sink.
@@ -195,6 +201,7 @@ func New(cfg Config) (*Sink, error) {
 		m:        m,
 		notReady: errors.New("sink: not started"),
 		known:    map[string]bool{},
+		storedAt: func(_ uint64, server time.Time) time.Time { return server },
 	}
 	s.status.Stream = cfg.Stream
 	return s, nil
@@ -509,14 +516,15 @@ func (s *Sink) read(ctx context.Context, it jetstream.MessagesContext, out chan<
 			return
 		}
 		seq := md.Sequence.Stream
-		row, cerr := rowFromMessage(msg.Data(), msg.Headers().Get(jetstream.MsgIDHeader), msg.Subject(), seq, md.Timestamp)
+		stored := s.storedAt(seq, md.Timestamp)
+		row, cerr := rowFromMessage(msg.Data(), msg.Headers().Get(jetstream.MsgIDHeader), msg.Subject(), seq, stored)
 		if cerr != nil {
 			s.m.rejected.Inc()
 			s.log.ErrorContext(ctx, "stream message is not a usable result event; writing it with sink_error set",
 				"seq", seq, "subject", msg.Subject(), "err", cerr)
 		}
 		select {
-		case out <- item{seq: seq, stored: md.Timestamp, row: row}:
+		case out <- item{seq: seq, stored: stored, row: row}:
 		case <-ctx.Done():
 			return
 		}
@@ -612,7 +620,7 @@ func (s *Sink) recover(ctx context.Context, stream jetstream.Stream, info *jetst
 		msg, err := stream.GetMsg(ctx, next)
 		switch {
 		case err == nil:
-			part := PartitionOf(msg.Time)
+			part := PartitionOf(s.storedAt(next, msg.Time))
 			path, last, found, err = findFileStarting(s.cfg.OutDir, part, epoch, next)
 			if err != nil {
 				return 0, fmt.Errorf("sink: recover: %w", err)

@@ -134,6 +134,12 @@ func start(t *testing.T, cfg Config) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startSink(t, s)
+}
+
+// startSink runs s (whose test seams are set) until the test ends.
+func startSink(t *testing.T, s *Sink) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{s: s, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- s.Run(ctx) }()
