@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,105 @@ type gate struct {
 	// observe, if set, sees the instant of every token taken (test hook:
 	// what the limiter allowed, free of the caller's scheduling delay).
 	observe func(time.Time)
+
+	mu     sync.Mutex // guards recent and makes window check + take atomic
+	recent grantWindow
+}
+
+// windowMargin widens the sliding window the gate enforces beyond one
+// second. A token bucket lets exactly rate+bucket requests through a closed
+// 1-second window, so any jitter between Wait returning and the request
+// reaching the vendor (where the quota is counted) could show one request
+// too many there. Requiring that no 1s+margin window holds more than
+// rate+bucket grants absorbs up to margin of such jitter. The margin is
+// windowMargin, or less where the bucket is small for the rate (see
+// marginFor), so that it never lowers the rate actually reached.
+const windowMargin = 25 * time.Millisecond
+
+// marginFor is the window margin for lim: windowMargin, capped at 90% of the
+// time the bucket takes to refill, beyond which the window would start to
+// bind below the configured rate.
+func marginFor(lim *rate.Limiter) time.Duration {
+	r := float64(lim.Limit())
+	if r <= 0 {
+		return windowMargin
+	}
+	refill := time.Duration(0.9 * float64(lim.Burst()) / r * float64(time.Second))
+	return min(windowMargin, refill)
+}
+
+// grantWindow remembers the instants of the last n grants (a ring).
+type grantWindow struct {
+	span time.Duration // 1s + margin
+	at   []time.Time
+	next int
+	full bool
+}
+
+// capacity is the most grants any 1s+margin window may hold for lim.
+func capacity(lim *rate.Limiter) int {
+	if lim.Limit() == rate.Inf {
+		return 0 // unlimited: no window
+	}
+	return max(int(math.Floor((float64(lim.Limit())+float64(lim.Burst()))/unit+1e-9)), 1)
+}
+
+// resize keeps the most recent grants when the capacity changes.
+func (w *grantWindow) resize(n int) {
+	if n == len(w.at) {
+		return
+	}
+	kept := w.ordered()
+	if len(kept) > n {
+		kept = kept[len(kept)-n:]
+	}
+	w.at = make([]time.Time, n)
+	copy(w.at, kept)
+	w.next, w.full = len(kept)%max(n, 1), len(kept) == n
+}
+
+// ordered returns the remembered grants, oldest first.
+func (w *grantWindow) ordered() []time.Time {
+	if !w.full {
+		return append([]time.Time(nil), w.at[:w.next]...)
+	}
+	return append(append([]time.Time(nil), w.at[w.next:]...), w.at[:w.next]...)
+}
+
+// wait is how long until one more grant fits the window (0: now).
+func (w *grantWindow) wait(now time.Time) time.Duration {
+	if len(w.at) == 0 || !w.full {
+		return 0
+	}
+	return w.at[w.next].Add(w.span).Sub(now)
+}
+
+func (w *grantWindow) add(now time.Time) {
+	if len(w.at) == 0 {
+		return
+	}
+	w.at[w.next] = now
+	w.next = (w.next + 1) % len(w.at)
+	if w.next == 0 {
+		w.full = true
+	}
+}
+
+// take grants one request now if both the bucket and the sliding window
+// allow it; otherwise it returns how long to sleep before trying again.
+func (g *gate) take(lim *rate.Limiter, now time.Time) (bool, time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.recent.resize(capacity(lim))
+	g.recent.span = time.Second + marginFor(lim)
+	if d := g.recent.wait(now); d > 0 {
+		return false, d
+	}
+	if !lim.AllowN(now, unit) {
+		return false, untilToken(lim, now)
+	}
+	g.recent.add(now)
+	return true, 0
 }
 
 func newGate(now func() time.Time) *gate {
@@ -113,13 +213,14 @@ func (g *gate) wait(ctx context.Context) error {
 		if st.lim != nil {
 			now := g.now()
 			if st.deadline.IsZero() || now.Before(st.deadline) {
-				if st.lim.AllowN(now, unit) {
+				ok, d := g.take(st.lim, now)
+				if ok {
 					if g.observe != nil {
 						g.observe(now)
 					}
 					return nil
 				}
-				sleep = untilToken(st.lim, now)
+				sleep = d
 				if !st.deadline.IsZero() {
 					if left := st.deadline.Sub(now); left < sleep {
 						sleep = left
