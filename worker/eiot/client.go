@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -162,12 +164,29 @@ func (c *Client) attemptErr(ctx, actx context.Context, iccid string, status int,
 	}
 	e := &Error{Class: ClassRetryable, Kind: KindTransport, HTTPStatus: status, Message: "request failed", Err: err}
 	var ne net.Error
-	if errors.Is(actx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	if isCertificateError(err) {
+		// Retrying cannot help and the card is not at fault: the deployment
+		// trusts the wrong CA or talks to the wrong host.
+		e.Class, e.Kind = ClassSystemic, KindTLS
+		e.Message = "the vendor's TLS certificate is not trusted (check --api-url and the system's CA certificates)"
+	} else if errors.Is(actx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		e.Kind = KindTimeout
 		e.Message = fmt.Sprintf("no answer within %v", c.cfg.Timeout)
 	}
 	c.logAttempt(ctx, iccid, start, e)
 	return e
+}
+
+// isCertificateError reports whether err is a failed verification of the
+// server's certificate chain or name.
+func isCertificateError(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 func (c *Client) logAttempt(ctx context.Context, iccid string, start time.Time, e *Error) {

@@ -109,8 +109,8 @@ func TestDefaultHTTPClient(t *testing.T) {
 	c := newClient(t, ts.URL)
 	_, err := c.Lookup(t.Context(), "89852240400014306175")
 	var e *eiot.Error
-	if !errors.As(err, &e) || e.Kind != eiot.KindTransport || !strings.Contains(err.Error(), "certificate") {
-		t.Fatalf("self-signed server: err = %v", err)
+	if !errors.As(err, &e) || e.Kind != eiot.KindTLS || e.Class != eiot.ClassSystemic || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("self-signed server: want a systemic tls error naming the certificate, got %v", err)
 	}
 	// With the server's CA trusted, it works.
 	c = newClient(t, ts.URL, func(c *eiot.Config) { c.HTTPClient = ts.Client() })

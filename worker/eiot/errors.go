@@ -54,7 +54,8 @@ func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 const (
 	KindVendorCode     = "vendor_code"     // HTTP 2xx with a code other than "200"
 	KindHTTPStatus     = "http_status"     // a non-2xx status
-	KindTransport      = "transport"       // connect, reset, TLS, read error
+	KindTransport      = "transport"       // connect, reset, read error
+	KindTLS            = "tls"             // the vendor's certificate is not trusted (systemic: fix the deployment)
 	KindTimeout        = "timeout"         // the per-attempt timeout passed
 	KindMalformed      = "malformed"       // a 2xx body that is not the vendor's JSON
 	KindTooLarge       = "too_large"       // a body over MaxResponseBytes
