@@ -59,8 +59,8 @@ const jsErrInsufficientResources jetstream.ErrorCode = 10047
 
 // InsufficientStorageHint says what an operator can do about
 // ErrInsufficientStorage.
-const InsufficientStorageHint = "The NATS server cannot reserve the streams' --requests-max-bytes and --results-max-bytes " +
-	"(defaults 10GiB and 50GiB). Give smaller bounds to every simlookup command that provisions " +
+const InsufficientStorageHint = "The NATS server cannot reserve the streams' --requests-max-bytes, --results-max-bytes and --dlq-max-bytes " +
+	"(defaults 1GiB, 8GiB and the requests' bound). Give smaller bounds to every simlookup command that provisions " +
 	"(e.g. SIMLOOKUP_REQUESTS_MAX_BYTES=1GiB SIMLOOKUP_RESULTS_MAX_BYTES=5GiB), " +
 	"or raise the server's jetstream max_file_store."
 

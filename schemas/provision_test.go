@@ -319,7 +319,7 @@ func TestProvisionInsufficientStorageRollsBack(t *testing.T) {
 	t.Cleanup(srv.Shutdown)
 	_, js := srv.JetStream(t)
 	ctx := t.Context()
-	fits := schemas.StreamOptions{RequestsMaxBytes: 10 << 20, ResultsMaxBytes: 80 << 20}
+	fits := schemas.StreamOptions{RequestsMaxBytes: 10 << 20, ResultsMaxBytes: 70 << 20} // + 10 MiB dead letters
 	if err := schemas.Provision(ctx, js, fits, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -56,25 +56,33 @@ func Lane(subject string) string {
 type StreamOptions struct {
 	// Replicas of every stream; default 1 (use 3 in a production cluster).
 	Replicas int
-	// RequestsMaxBytes bounds the requests stream; default 10 GiB. A full
+	// RequestsMaxBytes bounds the requests stream; default 1 GiB (about ten
+	// million JSON requests). A full
 	// stream refuses new requests (DiscardNew) rather than drop queued ones.
 	RequestsMaxBytes int64
 	// ResultsMaxAge is how long results stay; default 7 days. The sink must
 	// commit results before they expire.
 	ResultsMaxAge time.Duration
-	// ResultsMaxBytes bounds the results stream; default 50 GiB. When full it
+	// ResultsMaxBytes bounds the results stream; default 8 GiB (about four
+	// million results with their raw vendor responses). When full it
 	// refuses new results (DiscardNew); workers then keep their requests.
 	ResultsMaxBytes int64
 	// DLQMaxAge is how long dead letters stay; default 30 days.
 	DLQMaxAge time.Duration
+	// DLQMaxBytes bounds the dead-letter stream; default RequestsMaxBytes
+	// (dead letters carry requests). When full it refuses new dead letters
+	// (DiscardNew), so the worker keeps the request rather than lose it.
+	DLQMaxBytes int64
 	// Memory selects memory storage (tests only); default file storage.
 	Memory bool
 }
 
 // Default stream settings.
 const (
-	DefaultRequestsMaxBytes int64 = 10 << 30
-	DefaultResultsMaxBytes  int64 = 50 << 30
+	// The defaults reserve 10 GiB of JetStream file storage in all; production
+	// deployments size them explicitly (simlookup streams --results-max-bytes).
+	DefaultRequestsMaxBytes int64 = 1 << 30
+	DefaultResultsMaxBytes  int64 = 8 << 30
 	DefaultResultsMaxAge          = 7 * 24 * time.Hour
 	DefaultDLQMaxAge              = 30 * 24 * time.Hour
 	// ResultsDuplicateWindow is how long a result's Nats-Msg-Id is remembered.
@@ -98,6 +106,9 @@ func (o StreamOptions) withDefaults() StreamOptions {
 	}
 	if o.DLQMaxAge <= 0 {
 		o.DLQMaxAge = DefaultDLQMaxAge
+	}
+	if o.DLQMaxBytes <= 0 {
+		o.DLQMaxBytes = o.RequestsMaxBytes
 	}
 	return o
 }
@@ -155,8 +166,9 @@ func DLQStreamConfig(o StreamOptions) jetstream.StreamConfig {
 		Description: "simlookup dead letters: requests that could not become a result",
 		Subjects:    []string{DLQSubjectPrefix + ">"},
 		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
+		Discard:     jetstream.DiscardNew,
 		MaxAge:      o.DLQMaxAge,
+		MaxBytes:    o.DLQMaxBytes,
 		Storage:     o.storage(),
 		Replicas:    o.Replicas,
 		Duplicates:  2 * time.Minute,

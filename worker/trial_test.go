@@ -35,7 +35,7 @@ func startServer(t *testing.T, maxStore int64) *natstest.Server {
 func TestWorkerKeepsExistingStreamLimits(t *testing.T) {
 	t.Parallel()
 	b := setupOn(t, eiottest.Config{}, startServer(t, 100<<20), false)
-	operator := schemas.StreamOptions{RequestsMaxBytes: 10 << 20, ResultsMaxBytes: 80 << 20}
+	operator := schemas.StreamOptions{RequestsMaxBytes: 10 << 20, ResultsMaxBytes: 70 << 20} // + dead letters (the requests' bound) and the jobs bucket fit in 100 MiB
 	if err := schemas.Provision(b.ctx, b.js, operator, 0); err != nil {
 		t.Fatal(err)
 	}

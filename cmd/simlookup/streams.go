@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/simlookup/simlookup/schemas"
 )
 
@@ -43,8 +41,9 @@ func (b *byteSize) UnmarshalText(text []byte) error {
 // streamFlags are the deployment's stream choices (schemas.StreamOptions).
 type streamFlags struct {
 	Replicas         int           `default:"1" group:"Streams" help:"Replicas of every stream and of the jobs bucket (3 in a production cluster)."`
-	RequestsMaxBytes byteSize      `name:"requests-max-bytes" default:"10GiB" placeholder:"SIZE" group:"Streams" help:"Bound of the requests stream; when full it refuses new requests."`
-	ResultsMaxBytes  byteSize      `name:"results-max-bytes" default:"50GiB" placeholder:"SIZE" group:"Streams" help:"Bound of the results stream; when full workers keep their requests until the sink catches up."`
+	RequestsMaxBytes byteSize      `name:"requests-max-bytes" default:"1GiB" placeholder:"SIZE" group:"Streams" help:"Bound of the requests stream; when full it refuses new requests."`
+	ResultsMaxBytes  byteSize      `name:"results-max-bytes" default:"8GiB" placeholder:"SIZE" group:"Streams" help:"Bound of the results stream; when full workers keep their requests until the sink catches up."`
+	DLQMaxBytes      byteSize      `name:"dlq-max-bytes" placeholder:"SIZE" group:"Streams" help:"Bound of the dead-letter stream (default: --requests-max-bytes); when full a worker keeps the request instead of dead-lettering it."`
 	ResultsMaxAge    time.Duration `name:"results-max-age" default:"168h" placeholder:"DURATION" group:"Streams" help:"How long results stay in the stream (and jobs in the jobs bucket); the sink must commit them sooner."`
 	DLQMaxAge        time.Duration `name:"dlq-max-age" default:"720h" placeholder:"DURATION" group:"Streams" help:"How long dead letters stay."`
 }
@@ -65,6 +64,9 @@ func (f *streamFlags) validate() error {
 	if f.ResultsMaxBytes < 1<<20 {
 		return usagef("%s is %d bytes: it needs at least 1MiB", flagRef("results-max-bytes"), f.ResultsMaxBytes)
 	}
+	if f.DLQMaxBytes != 0 && f.DLQMaxBytes < 1<<20 {
+		return usagef("%s is %d bytes: it needs at least 1MiB", flagRef("dlq-max-bytes"), f.DLQMaxBytes)
+	}
 	return nil
 }
 
@@ -75,6 +77,7 @@ func (f *streamFlags) options() schemas.StreamOptions {
 		ResultsMaxBytes:  int64(f.ResultsMaxBytes),
 		ResultsMaxAge:    f.ResultsMaxAge,
 		DLQMaxAge:        f.DLQMaxAge,
+		DLQMaxBytes:      int64(f.DLQMaxBytes),
 	}
 }
 
@@ -185,20 +188,12 @@ func (c *streamsCmd) run(a *app) error {
 	return nil
 }
 
-// jsErrInsufficientResources is nats-server's JSInsufficientResourcesErr
-// ("insufficient storage resources available"); nats.go has no name for it.
-const jsErrInsufficientResources jetstream.ErrorCode = 10047
-
 // storageHint explains JetStream's "insufficient storage resources": the
-// stream bounds are reserved up front, and the defaults (10 GiB + 50 GiB) can
-// exceed what a server on a small disk may reserve.
+// stream bounds are reserved up front and can exceed what a server on a
+// small disk may reserve.
 func storageHint(err error) string {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrInsufficientResources {
-		return "\nThe NATS server cannot reserve the streams' --requests-max-bytes and --results-max-bytes " +
-			"(defaults 10GiB and 50GiB). Give smaller bounds to every simlookup command that provisions " +
-			"(e.g. SIMLOOKUP_REQUESTS_MAX_BYTES=1GiB SIMLOOKUP_RESULTS_MAX_BYTES=5GiB), " +
-			"or raise the server's jetstream max_file_store."
+	if schemas.IsInsufficientStorage(err) {
+		return "\n" + schemas.InsufficientStorageHint
 	}
 	return ""
 }
