@@ -385,6 +385,10 @@ func (s *Sink) session(ctx context.Context) error {
 		expected = first
 	}
 
+	// The reader and the monitor end with the session (after cancel and
+	// it.Stop, deferred below), so nothing of a session outlives Run.
+	var bg sync.WaitGroup
+	defer bg.Wait()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cons, err := stream.OrderedConsumer(sctx, jetstream.OrderedConsumerConfig{
@@ -405,9 +409,9 @@ func (s *Sink) session(ctx context.Context) error {
 	}
 	defer it.Stop()
 	items := make(chan item, 256)
-	go s.read(sctx, it, items)
+	bg.Go(func() { s.read(sctx, it, items) })
 	epochCh := make(chan time.Time, 1)
-	go s.monitor(sctx, stream, epoch, epochCh)
+	bg.Go(func() { s.monitor(sctx, stream, epoch, epochCh) })
 	s.setReady(nil)
 	s.log.InfoContext(ctx, "consuming results", "epoch", epoch, "from_seq", committed+1, "stream_last_seq", info.State.LastSeq)
 
@@ -737,8 +741,11 @@ func (s *Sink) abort(b *batch) {
 		s.log.Warn("discarding an uncommitted batch; its results are read from the stream again",
 			"rows", b.rows, "first_seq", b.first, "last_seq", b.last)
 	}
-	_ = b.f.Close()
-	_ = s.cfg.FS.Remove(b.tmpPath)
+	_ = b.f.Close() // a second Close after commit's is expected to fail
+	if err := s.cfg.FS.Remove(b.tmpPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// cleanTemp removes it at the next start.
+		s.log.Warn("cannot remove the discarded batch's temporary file", "file", b.tmpPath, "err", err)
+	}
 	s.batchOpen.Store(0)
 	s.openRows.Store(0)
 	s.m.batchRows.Set(0)

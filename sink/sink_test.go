@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,6 +127,8 @@ type running struct {
 	s      *Sink
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
+	err    error // Run's result, kept for every stop
 }
 
 func start(t *testing.T, cfg Config) *running {
@@ -143,24 +146,27 @@ func startSink(t *testing.T, s *Sink) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{s: s, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- s.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
+	t.Cleanup(func() {
+		// Every test expects a clean stop, also those that do not check it.
+		if err := r.stop(t); err != nil {
+			t.Errorf("sink Run: %v", err)
+		}
+	})
 	return r
 }
 
+// stop cancels Run and returns its result (the same on every call).
 func (r *running) stop(t *testing.T) error {
 	t.Helper()
-	r.cancel()
-	select {
-	case err, ok := <-r.done:
-		if ok {
-			close(r.done)
-			return err
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case r.err = <-r.done:
+		case <-time.After(30 * time.Second):
+			r.err = errors.New("sink did not stop within 30s of cancel")
 		}
-		return nil
-	case <-time.After(30 * time.Second):
-		t.Fatal("sink did not stop")
-		return nil
-	}
+	})
+	return r.err
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

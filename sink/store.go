@@ -136,7 +136,7 @@ func readCheckpoint(dir string) (checkpoint, bool, error) {
 func writeCheckpoint(fsys FS, dir string, cp checkpoint) error {
 	b, err := json.MarshalIndent(cp, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("sink: encode checkpoint: %w", err)
 	}
 	tmp := filepath.Join(dir, checkpointTemp)
 	f, err := fsys.Create(tmp)

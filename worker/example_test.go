@@ -63,10 +63,14 @@ func Example() {
 
 	// Run provisions the streams; publish once they accept requests.
 	for {
-		if _, err := js.Publish(ctx, schemas.RequestSubject, []byte(" 89852240400014306175\n")); err == nil {
+		_, err := js.Publish(ctx, schemas.RequestSubject, []byte(" 89852240400014306175\n"))
+		if err == nil {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		if ctx.Err() != nil {
+			panic(fmt.Sprintf("the requests stream never accepted a request: %v", err))
+		}
+		time.Sleep(50 * time.Millisecond) // polling, bounded by ctx
 	}
 	cons, err := js.OrderedConsumer(ctx, schemas.ResultStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {

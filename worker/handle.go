@@ -47,7 +47,7 @@ func (w *Worker) handle(ctx, callCtx context.Context, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("delivered message without JetStream metadata; handing it back", "subject", msg.Subject(), "err", err)
-		_ = msg.NakWithDelay(w.cfg.RedeliveryDelay)
+		w.handBack(msg, "", "no metadata")
 		return
 	}
 	stopBeat := w.heartbeat(msg)
@@ -71,7 +71,7 @@ func (w *Worker) handle(ctx, callCtx context.Context, msg jetstream.Msg) {
 			fmt.Sprintf("delivered %d times (the consumer's MaxDeliver is %d)", meta.NumDelivered, md),
 			meta.Stream, msg.Subject(), seq, j.requestID, meta.NumDelivered, msg.Headers(), msg.Data()); err != nil {
 			w.log.Error("dead letter failed; handing the request back", "seq", seq, "err", err)
-			_ = msg.NakWithDelay(w.cfg.RedeliveryDelay)
+			w.handBack(msg, j.requestID, "dead letter failed")
 			return
 		}
 		if err := msg.TermWithReason(schemas.ReasonMaxDeliveries); err != nil {
@@ -101,6 +101,14 @@ func (w *Worker) handle(ctx, callCtx context.Context, msg jetstream.Msg) {
 		}
 	case outcomeResult:
 		w.finish(ctx, callCtx, j, w.lookupResult(j))
+	}
+}
+
+// handBack asks for a redelivery after RedeliveryDelay; if even that fails,
+// the request comes back after the ack wait.
+func (w *Worker) handBack(msg jetstream.Msg, requestID, why string) {
+	if err := msg.NakWithDelay(w.cfg.RedeliveryDelay); err != nil {
+		w.log.Warn("nak with delay failed (the request comes back after the ack wait)", "request_id", requestID, "why", why, "err", err)
 	}
 }
 

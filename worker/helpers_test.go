@@ -140,7 +140,12 @@ func (b *bundle) run(cfg Config) (*Worker, func() error) {
 		})
 		return runErr
 	}
-	b.t.Cleanup(func() { _ = stop() })
+	// Every test expects a clean stop, also those that do not check it.
+	b.t.Cleanup(func() {
+		if err := stop(); err != nil {
+			b.t.Errorf("worker Run: %v", err)
+		}
+	})
 	return w, stop
 }
 

@@ -2,12 +2,11 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -134,7 +133,7 @@ func (w *Worker) finish(ctx, callCtx context.Context, j *job, r schemas.Result) 
 	data, err := json.Marshal(r)
 	if err != nil { // cannot happen with these types; never lose the request over it
 		w.log.Error("encode result", "request_id", j.requestID, "err", err)
-		_ = j.msg.NakWithDelay(w.cfg.RedeliveryDelay)
+		w.handBack(j.msg, j.requestID, "encode result")
 		return
 	}
 	ack, err := w.publishResult(callCtx, r, data)
@@ -150,7 +149,7 @@ func (w *Worker) finish(ctx, callCtx context.Context, j *job, r schemas.Result) 
 			j.requestID, j.deliveries, j.msg.Headers(), j.msg.Data()); derr != nil {
 			w.log.Error("dead letter failed; handing the request back", "request_id", j.requestID, "err", derr)
 			w.remember(seq, j.attempts)
-			_ = j.msg.NakWithDelay(w.cfg.RedeliveryDelay)
+			w.handBack(j.msg, j.requestID, "dead letter failed")
 			return
 		}
 		w.ack(callCtx, j)
@@ -301,30 +300,51 @@ const MaxDeliveriesSubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + sch
 // captureMaxDeliveries is the safety net for requests past MaxDeliver that
 // no handler saw at its last delivery: on the server's advisory, fetch the
 // request by sequence, dead-letter it and delete it. Worker processes share
-// the advisories through a queue group.
-func (w *Worker) captureMaxDeliveries(ctx context.Context) {
+// the advisories through a queue group. It returns when ctx ends and the
+// advisories being handled are done (they may go on until callCtx ends).
+func (w *Worker) captureMaxDeliveries(ctx, callCtx context.Context) {
 	nc := w.js.Conn()
 	if nc == nil {
 		return
 	}
+	var (
+		mu       sync.Mutex
+		stopped  bool
+		handling sync.WaitGroup
+	)
 	sub, err := nc.QueueSubscribe(MaxDeliveriesSubject, schemas.WorkerConsumer, func(m *nats.Msg) {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return // Run is returning; the advisory goes to another worker or is lost like a crash's
+		}
+		handling.Add(1)
+		mu.Unlock()
+		defer handling.Done()
 		var adv maxDeliveriesAdvisory
 		if err := json.Unmarshal(m.Data, &adv); err != nil || adv.StreamSeq == 0 {
 			w.log.Warn("unreadable max-deliveries advisory", "err", err)
 			return
 		}
-		w.deadLetterBySeq(ctx, adv)
+		w.deadLetterBySeq(callCtx, adv)
 	})
 	if err != nil {
 		w.log.Error("cannot subscribe to max-deliveries advisories", "err", err)
 		return
 	}
 	<-ctx.Done()
-	_ = sub.Unsubscribe()
+	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		w.log.Warn("unsubscribe from max-deliveries advisories", "err", err)
+	}
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	handling.Wait()
 }
 
-func (w *Worker) deadLetterBySeq(ctx context.Context, adv maxDeliveriesAdvisory) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+// deadLetterBySeq handles one advisory within 30 s and until callCtx ends.
+func (w *Worker) deadLetterBySeq(callCtx context.Context, adv maxDeliveriesAdvisory) {
+	ctx, cancel := context.WithTimeout(callCtx, 30*time.Second)
 	defer cancel()
 	st, err := w.js.Stream(ctx, schemas.RequestStream)
 	if err != nil {
@@ -365,11 +385,9 @@ func (w *Worker) loadSecret() (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	sum := sha256.Sum256([]byte(s.Reveal()))
-	h := hex.EncodeToString(sum[:])
 	w.mu.Lock()
-	changed = h != w.secretSum
-	w.secretSum = h
+	changed = !s.Equal(w.secret)
+	w.secret = s
 	w.mu.Unlock()
 	if changed {
 		w.cfg.Client.(SecretSetter).SetSecret(s)

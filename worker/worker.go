@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/simlookup/simlookup/schemas"
+	"github.com/simlookup/simlookup/sign"
 )
 
 // Sentinel errors of Ready.
@@ -58,7 +59,7 @@ type Worker struct {
 	consecFailures int
 	resultsBlocked bool
 	streamCreated  time.Time
-	secretSum      string
+	secret         sign.Secret    // the last one read from SecretFile (never logged)
 	attempts       map[uint64]int // request stream seq → attempts of earlier deliveries seen here
 
 	stats struct {
@@ -231,7 +232,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var bg sync.WaitGroup
 	bg.Go(func() { w.watchConsumer(ctx) })
-	bg.Go(func() { w.captureMaxDeliveries(ctx) })
+	bg.Go(func() { w.captureMaxDeliveries(ctx, callCtx) })
 
 	var handlers sync.WaitGroup
 	w.pullLoop(ctx, callCtx, &handlers)
@@ -239,8 +240,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	naks0 := w.stats.shutdownNaks.Load()
 	w.log.Info("worker stopping: waiting for requests in flight", "in_flight", before.InFlight, "timeout", w.cfg.ShutdownTimeout.String())
 	handlers.Wait()
+	bg.Wait() // advisories being handled finish, within callCtx
 	cancelCalls()
-	bg.Wait()
 	w.setState("stopped", nil)
 	after := w.Stats()
 	finished := (after.OK + after.Failed + after.Invalid + after.Duplicates + after.ReusedIDs + after.DeadLetters) -

@@ -540,7 +540,7 @@ func TestDeadLetters(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(b.ctx)
 		var wg sync.WaitGroup
-		wg.Go(func() { w.captureMaxDeliveries(ctx) })
+		wg.Go(func() { w.captureMaxDeliveries(ctx, b.ctx) })
 		t.Cleanup(func() { cancel(); wg.Wait() })
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
