@@ -221,11 +221,20 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, _ := strconv.ParseUint(os.Getenv(envTarget), 10, 64)
+	target, err := strconv.ParseUint(os.Getenv(envTarget), 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", envTarget, err)
+	}
 	ffs := &faultFS{}
 	if at := os.Getenv(envCrash); at != "" {
 		p := strings.Split(at, ":")
-		n, _ := strconv.Atoi(p[2])
+		if len(p) != 3 {
+			t.Fatalf("%s=%q, want op:kind:n", envCrash, at)
+		}
+		n, err := strconv.Atoi(p[2])
+		if err != nil {
+			t.Fatalf("%s: %v", envCrash, err)
+		}
 		ffs.set(&faultRule{op: p[0], kind: p[1], killAt: n})
 	}
 	ctx, cancel := context.WithCancel(context.Background())

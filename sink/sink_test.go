@@ -216,18 +216,30 @@ func readOut(t *testing.T, out string) (map[int64]Row, []string) {
 		if len(got) == 0 || uint64(got[0].StreamSeq) != first || uint64(got[len(got)-1].StreamSeq) != last {
 			t.Errorf("%s: rows do not match the name's range", rel)
 		}
-		f, _ := os.Open(path)
-		st, _ := f.Stat()
-		pf, err := parquet.OpenFile(f, st.Size())
-		if err == nil {
-			if v, _ := pf.Lookup(MetaEpoch); v != epoch {
-				t.Errorf("%s: epoch metadata %q", rel, v)
-			}
-			if v, _ := pf.Lookup(MetaLastSeq); v != fmt.Sprint(last) {
-				t.Errorf("%s: last_seq metadata %q", rel, v)
-			}
+		// The footer's metadata must be readable too (an unreadable footer
+		// used to skip these checks).
+		f, err := os.Open(path)
+		if err != nil {
+			t.Errorf("open %s: %v", rel, err)
+			return nil
 		}
-		f.Close()
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			t.Errorf("stat %s: %v", rel, err)
+			return nil
+		}
+		pf, err := parquet.OpenFile(f, st.Size())
+		if err != nil {
+			t.Errorf("open %s as parquet: %v", rel, err)
+			return nil
+		}
+		if v, _ := pf.Lookup(MetaEpoch); v != epoch {
+			t.Errorf("%s: epoch metadata %q", rel, v)
+		}
+		if v, _ := pf.Lookup(MetaLastSeq); v != fmt.Sprint(last) {
+			t.Errorf("%s: last_seq metadata %q", rel, v)
+		}
 		for _, r := range got {
 			if PartitionOf(r.StoredAt) != filepath.ToSlash(filepath.Dir(rel)) {
 				t.Errorf("%s: row %d stored %v is in the wrong partition", rel, r.StreamSeq, r.StoredAt)
@@ -398,10 +410,17 @@ func TestSecondSinkRefused(t *testing.T) {
 	cfg.LockWait = time.Minute
 	r2 := start(t, cfg)
 	b.publish(t, results(0, 5))
-	r.waitCommitted(t, 0)
+	waitFor(t, "the second sink to wait for the lock", func() bool {
+		err := r2.s.Ready()
+		return err != nil && strings.Contains(err.Error(), "waiting for the lock")
+	})
+	r.waitCommitted(t, 5) // the first sink works while the second waits
 	r.stop(t)
 	r2.waitCommitted(t, 5)
 	r2.stop(t)
+	if n := r2.s.Status().Files; n != 0 {
+		t.Errorf("the second sink wrote %d files again", n)
+	}
 	checkExactlyOnce(t, b.out, 5)
 }
 
@@ -484,8 +503,6 @@ func TestLagMetrics(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	b := &bundle{}
-	_ = b
 	for _, tc := range []struct {
 		cfg  Config
 		want string

@@ -270,7 +270,9 @@ func TestFaultOutcomes(t *testing.T) {
 			if r.Status != schemas.StatusFailed || r.Error == nil || r.Error.Kind != schemas.KindExhausted || !r.Error.Retryable {
 				t.Errorf("want failed exhausted, got %s %+v", r.Status, r.Error)
 			}
-			if r.Error != nil && !strings.Contains(r.Error.Message, "500") && !strings.Contains(r.Error.Message, "5") {
+			// The message says why it gave up and what the last (5xx) error was.
+			if r.Error != nil && (!strings.Contains(r.Error.Message, "gave up after") ||
+				!strings.Contains(r.Error.Message, "last error: eiot: retryable") || !strings.Contains(r.Error.Message, " http 5")) {
 				t.Errorf("exhausted message lacks the last error: %q", r.Error.Message)
 			}
 		}, func(c *Config) { c.RetryBudget = 150 * time.Millisecond; c.GiveUpAfter = 500 * time.Millisecond }},
