@@ -183,14 +183,14 @@ func RowFromResult(r *schemas.Result, streamSeq uint64, storedAt time.Time) (Row
 	if r.Extra != nil {
 		s, err := jsonString(r.Extra)
 		if err != nil {
-			return Row{}, fmt.Errorf("%w: extra: %v", ErrBadResult, err)
+			return Row{}, fmt.Errorf("%w: extra: %w", ErrBadResult, err)
 		}
 		row.ExtraJSON = &s
 	}
 	if r.Meta != nil {
 		s, err := jsonString(r.Meta)
 		if err != nil {
-			return Row{}, fmt.Errorf("%w: meta: %v", ErrBadResult, err)
+			return Row{}, fmt.Errorf("%w: meta: %w", ErrBadResult, err)
 		}
 		row.MetaJSON = &s
 	}

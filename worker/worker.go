@@ -102,7 +102,7 @@ func New(cfg Config) (*Worker, error) {
 	w.ackWait.Store(int64(aw))
 	if cfg.SecretFile != "" {
 		if _, err := w.loadSecret(); err != nil {
-			return nil, fmt.Errorf("%w: SecretFile: %v", ErrConfig, err)
+			return nil, fmt.Errorf("%w: SecretFile: %w", ErrConfig, err)
 		}
 	}
 	return w, nil

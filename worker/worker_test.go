@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -818,5 +820,20 @@ func TestLongRetryAfterHandsBack(t *testing.T) {
 	_ = stop()
 	if r := b.results()[0]; r.Status != schemas.StatusOK || r.Deliveries != 2 || r.Attempts != 2 {
 		t.Errorf("result %s deliveries %d attempts %d", r.Status, r.Deliveries, r.Attempts)
+	}
+}
+
+// A SecretFile that cannot be read is a configuration error that still says
+// why (errors.Is finds both).
+func TestNewSecretFileErrorIsBranchable(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.RunJetStream(t)
+	client, err := eiot.New(eiot.Config{BaseURL: "http://127.0.0.1:1", AppKey: testAppKey, Secret: sign.NewSecret(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Config{JetStream: js, Client: client, SecretFile: filepath.Join(t.TempDir(), "missing")})
+	if !errors.Is(err, ErrConfig) || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "SecretFile") {
+		t.Fatalf("New = %v, want an ErrConfig naming SecretFile that wraps fs.ErrNotExist", err)
 	}
 }
