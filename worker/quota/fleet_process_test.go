@@ -311,6 +311,25 @@ func TestFleetProcesses(t *testing.T) {
 	if n := throttleFailed.Load(); n > 0 {
 		t.Errorf("%d requests failed because of throttling", n)
 	}
+
+	// The fake vendor's own counters agree with the front's: no sliding
+	// 1-second window of what reached it exceeds rate + burst.
+	resp, err := http.Get("http://" + fakeAddr + "/stats?per_iccid=false")
+	if err != nil {
+		t.Fatalf("fake-api /stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var stats struct {
+		Total     int64 `json:"total"`
+		MaxWindow int64 `json:"max_window"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatalf("fake-api /stats: %v", err)
+	}
+	t.Logf("fake-api counters: %d requests, busiest 1-second window %d (bound %d)", stats.Total, stats.MaxWindow, procBound)
+	if stats.Total == 0 || stats.MaxWindow > procBound {
+		t.Errorf("fake-api counters: total %d, max window %d, want > 0 and <= %d", stats.Total, stats.MaxWindow, procBound)
+	}
 }
 
 // runScenario runs the phases of issue 6 against members started by start,
