@@ -46,6 +46,7 @@ type cli struct {
 	Streams streamsCmd `cmd:"" help:"Create or update the streams, the worker consumer and the jobs bucket (idempotent)."`
 	Sign    signCmd    `cmd:"" help:"Print the vendor signature of key=value pairs."`
 	Bench   benchCmd   `cmd:"" help:"Measure throughput, quota accuracy and memory against embedded NATS and the fake vendor API."`
+	Health  healthCmd  `cmd:"" help:"Ask a running worker's or sink's /readyz; exit 0 if ready (for container healthchecks)."`
 	Version versionCmd `cmd:"" help:"Print version, commit and Go version."`
 }
 
