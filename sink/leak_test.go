@@ -1,31 +1,12 @@
 package sink
 
 import (
-	"runtime"
 	"strings"
 	"testing"
-)
+	"time"
 
-// goroutinesIn returns the stacks of the goroutines that run code whose
-// frames contain marker.
-func goroutinesIn(marker string) []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, marker) {
-			out = append(out, g)
-		}
-	}
-	return out
-}
+	"github.com/simlookup/simlookup/internal/leaktest"
+)
 
 // TestRunLeavesNoGoroutine: when Run returns, nothing of the sink runs any
 // more (no reader or monitor left behind by a session). Not parallel: it
@@ -41,7 +22,7 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if left := goroutinesIn("sink.(*Sink)."); len(left) > 0 {
+	if left := leaktest.Remaining("sink.(*Sink).", 2*time.Second); len(left) > 0 {
 		t.Fatalf("%d goroutines of the sink still run after Run returned:\n%s", len(left), strings.Join(left, "\n\n"))
 	}
 }

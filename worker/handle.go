@@ -83,7 +83,11 @@ func (w *Worker) handle(ctx, callCtx context.Context, msg jetstream.Msg) {
 
 	if perr != nil {
 		var ie *InvalidError
-		errors.As(perr, &ie)
+		if !errors.As(perr, &ie) {
+			// ParseRequest only returns *InvalidError; should that change,
+			// the request still gets its invalid result, not a panic.
+			ie = &InvalidError{Code: ReasonBadJSON, Message: perr.Error()}
+		}
 		w.finish(ctx, callCtx, j, w.invalidResult(j, ie))
 		return
 	}

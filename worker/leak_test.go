@@ -1,35 +1,14 @@
 package worker
 
 import (
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/simlookup/simlookup/internal/leaktest"
 	"github.com/simlookup/simlookup/schemas"
 	"github.com/simlookup/simlookup/worker/eiot/eiottest"
 )
-
-// goroutinesIn returns the stacks of the goroutines that run code whose
-// frames contain marker.
-func goroutinesIn(marker string) []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, marker) {
-			out = append(out, g)
-		}
-	}
-	return out
-}
 
 // TestRunLeavesNoGoroutine: when Run returns, nothing of the worker runs
 // any more (handlers, heartbeats, the consumer watcher, the advisory
@@ -46,7 +25,7 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if left := goroutinesIn("simlookup/worker.(*Worker)."); len(left) > 0 {
+	if left := leaktest.Remaining("simlookup/worker.(*Worker).", 2*time.Second); len(left) > 0 {
 		t.Fatalf("%d goroutines of the worker still run after Run returned:\n%s", len(left), strings.Join(left, "\n\n"))
 	}
 }
