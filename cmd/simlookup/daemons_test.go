@@ -237,11 +237,17 @@ func TestSinkWritesParquetAndHoldsTheFolder(t *testing.T) {
 	if code, body := httpGet("http://" + addr + "/metrics"); code != 200 || !strings.Contains(body, "simlookup_sink_") {
 		t.Fatalf("/metrics %d", code)
 	}
-	// a second sink on the same folder is refused
-	r := runCLI(t, "sink", "--nats-url", srv.URL(), "--out", out)
+	// a second sink on the same folder is refused, and exits by itself even
+	// with its HTTP server up (it used to wait for a signal to stop serving)
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel2()
+	r := cmdRun{ctx: ctx2}.run(t, "sink", "--nats-url", srv.URL(), "--out", out, "--http-addr", freeAddr(t))
 	wantCode(t, r, exitRuntime)
 	if !strings.Contains(strings.ToLower(r.stderr), "lock") {
 		t.Fatalf("second sink stderr %q", r.stderr)
+	}
+	if ctx2.Err() != nil {
+		t.Fatalf("the refused sink returned only when its context ended: %v", ctx2.Err())
 	}
 	res := stop()
 	wantCode(t, res, exitOK)

@@ -49,8 +49,9 @@ type readiness struct {
 }
 
 // startHTTP listens on addr and serves /metrics, /healthz and /readyz until
-// ctx ends. /readyz answers 503 with the reasons while a component is not
-// ready. The returned function waits for the server to stop.
+// ctx ends or the returned function is called. /readyz answers 503 with the
+// reasons while a component is not ready. The returned function stops the
+// server and waits for it.
 func startHTTP(ctx context.Context, addr string, reg *prometheus.Registry, checks []readiness, log *slog.Logger) (func(), error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -85,12 +86,15 @@ func startHTTP(ctx context.Context, addr string, reg *prometheus.Registry, check
 			log.Error("HTTP server stopped", "err", err)
 		}
 	}()
+	serveCtx, stopServing := context.WithCancel(ctx)
 	go func() {
-		<-ctx.Done()
+		<-serveCtx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
 	log.Info("serving metrics and health", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
-	return func() { <-done }, nil
+	// Stopping does not wait for ctx: a command that fails after starting the
+	// server (a NATS or configuration error) must exit, not hang.
+	return func() { stopServing(); <-done }, nil
 }
