@@ -429,6 +429,61 @@ func runWorker(ctx context.Context, a *app, p *workerParts, hup <-chan os.Signal
 	return nil
 }
 
+// lateReady is the readiness check of a component that exists only once
+// NATS is connected: until set, it reports that it is connecting. It is safe
+// for concurrent use (the HTTP server calls check from its own goroutines).
+type lateReady struct {
+	mu    sync.Mutex
+	ready func() error
+}
+
+func (l *lateReady) set(ready func() error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ready = ready
+}
+
+func (l *lateReady) check() error {
+	l.mu.Lock()
+	ready := l.ready
+	l.mu.Unlock()
+	if ready == nil {
+		return errors.New("connecting to NATS")
+	}
+	return ready()
+}
+
+// startDaemon is how worker, sink and run begin: serve /metrics, /healthz and
+// /readyz on httpAddr (if set) at once, so an orchestrator sees the process
+// while it waits for NATS, then connect, waiting for NATS as long as it
+// takes. stop drains the connection and waits for the HTTP server. A nil js
+// with a nil error means ctx ended while waiting: the daemon just returns.
+func (f *natsFlags) startDaemon(a *app, httpAddr string, reg *prometheus.Registry, checks []readiness) (js jetstream.JetStream, stop func(), err error) {
+	waitHTTP := func() {}
+	if httpAddr != "" {
+		if waitHTTP, err = startHTTP(a.ctx, httpAddr, reg, checks, a.log); err != nil {
+			return nil, nil, err
+		}
+	}
+	nc, err := f.connect(a.ctx, a, connectOpts{wait: true})
+	if err != nil {
+		waitHTTP()
+		if errors.Is(err, context.Canceled) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
+	stop = func() {
+		drainClose(nc, a.log)
+		waitHTTP()
+	}
+	if js, err = jetStream(nc); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return js, stop, nil
+}
+
 func notifyHUP() (<-chan os.Signal, func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
@@ -447,41 +502,17 @@ func (c *workerCmd) run(a *app) error {
 	// starts; these are the ones only the command line knows.
 	a.log.Info("starting worker", "api_url", c.APIURL, "appkey", maskAppKey(c.AppKey), "rate", c.Rate, "burst", c.Burst)
 	reg := newRegistry()
-	var wp *workerParts
-	ready := func() error {
-		if wp == nil {
-			return errors.New("connecting to NATS")
-		}
-		return wp.w.Ready()
-	}
-	var mu sync.Mutex
-	readyLocked := func() error { mu.Lock(); defer mu.Unlock(); return ready() }
-	if c.HTTPAddr != "" {
-		wait, err := startHTTP(a.ctx, c.HTTPAddr, reg, []readiness{{"worker", readyLocked}}, a.log)
-		if err != nil {
-			return err
-		}
-		defer wait()
-	}
-	nc, err := c.connect(a.ctx, a, connectOpts{wait: true})
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
+	var ready lateReady
+	js, stopDaemon, err := c.startDaemon(a, c.HTTPAddr, reg, []readiness{{"worker", ready.check}})
+	if err != nil || js == nil {
 		return err
 	}
-	defer drainClose(nc, a.log)
-	js, err := jetStream(nc)
-	if err != nil {
-		return err
-	}
+	defer stopDaemon()
 	p, err := newWorker(a, js, &c.apiFlags, &c.workerFlags, &c.streamFlags, client, reg)
 	if err != nil {
 		return err
 	}
-	mu.Lock()
-	wp = p
-	mu.Unlock()
+	ready.set(p.w.Ready)
 	hup, stop := notifyHUP()
 	defer stop()
 	return runWorker(a.ctx, a, p, hup)
@@ -522,45 +553,18 @@ func (c *sinkCmd) run(a *app) error {
 		return err
 	}
 	reg := newRegistry()
-	var (
-		mu sync.Mutex
-		s  *sink.Sink
-	)
-	ready := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if s == nil {
-			return errors.New("connecting to NATS")
-		}
-		return s.Ready()
-	}
-	if c.HTTPAddr != "" {
-		wait, err := startHTTP(a.ctx, c.HTTPAddr, reg, []readiness{{"sink", ready}}, a.log)
-		if err != nil {
-			return err
-		}
-		defer wait()
-	}
+	var ready lateReady
 	a.log.Info("starting sink", "out", c.Out)
-	nc, err := c.connect(a.ctx, a, connectOpts{wait: true})
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
+	js, stopDaemon, err := c.startDaemon(a, c.HTTPAddr, reg, []readiness{{"sink", ready.check}})
+	if err != nil || js == nil {
 		return err
 	}
-	defer drainClose(nc, a.log)
-	js, err := jetStream(nc)
-	if err != nil {
-		return err
-	}
+	defer stopDaemon()
 	sk, err := sink.New(c.config(js, a.log, reg))
 	if err != nil {
 		return usagef("%v", err)
 	}
-	mu.Lock()
-	s = sk
-	mu.Unlock()
+	ready.set(sk.Ready)
 	return runSink(a.ctx, a.log, sk)
 }
 
@@ -632,48 +636,12 @@ func (c *runCmd) run(a *app) error {
 	out, _ := filepath.Abs(c.Out)
 	a.log.Info("starting worker and sink", "api_url", c.APIURL, "appkey", maskAppKey(c.AppKey), "rate", c.Rate, "burst", c.Burst, "out", out)
 	reg := newRegistry()
-	var (
-		mu sync.Mutex
-		wp *workerParts
-		sk *sink.Sink
-	)
-	checks := []readiness{
-		{"worker", func() error {
-			mu.Lock()
-			defer mu.Unlock()
-			if wp == nil {
-				return errors.New("connecting to NATS")
-			}
-			return wp.w.Ready()
-		}},
-		{"sink", func() error {
-			mu.Lock()
-			defer mu.Unlock()
-			if sk == nil {
-				return errors.New("connecting to NATS")
-			}
-			return sk.Ready()
-		}},
-	}
-	if c.HTTPAddr != "" {
-		wait, err := startHTTP(a.ctx, c.HTTPAddr, reg, checks, a.log)
-		if err != nil {
-			return err
-		}
-		defer wait()
-	}
-	nc, err := c.connect(a.ctx, a, connectOpts{wait: true})
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
+	var workerReady, sinkReady lateReady
+	js, stopDaemon, err := c.startDaemon(a, c.HTTPAddr, reg, []readiness{{"worker", workerReady.check}, {"sink", sinkReady.check}})
+	if err != nil || js == nil {
 		return err
 	}
-	defer drainClose(nc, a.log)
-	js, err := jetStream(nc)
-	if err != nil {
-		return err
-	}
+	defer stopDaemon()
 	p, err := newWorker(a, js, &c.apiFlags, &c.workerFlags, &c.streamFlags, client, reg)
 	if err != nil {
 		return err
@@ -682,9 +650,8 @@ func (c *runCmd) run(a *app) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	mu.Lock()
-	wp, sk = p, s
-	mu.Unlock()
+	workerReady.set(p.w.Ready)
+	sinkReady.set(s.Ready)
 	hup, stop := notifyHUP()
 	defer stop()
 	return runBoth(a.ctx, func(ctx context.Context) error { return runWorker(ctx, a, p, hup) },
